@@ -1,0 +1,17 @@
+//! The wire contract that the lastseen agent and cloud both compile against.
+//!
+//! Every fact that crosses a process boundary is stated once here: identifiers
+//! that validate when parsed, detection and label types, and the claims inside
+//! device and user tokens. The YOLOX pre/post-processing sits behind the `yolox`
+//! feature so the agent's person gate and the cloud's detector share one
+//! implementation.
+
+pub mod detection;
+pub mod ids;
+pub mod labels;
+pub mod token;
+#[cfg(feature = "yolox")]
+pub mod yolox;
+
+pub use detection::{BBox, Detection, Label, LabelError};
+pub use ids::{DeviceId, FrameId, IdError, UserId};

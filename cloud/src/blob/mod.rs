@@ -1,0 +1,56 @@
+//! Image storage behind one small trait.
+//!
+//! Keys are built only from ids ([`BlobKey::for_frame`]), never from user
+//! input, so no request can steer a write outside the store.
+
+#[cfg(test)]
+mod conformance;
+mod dir;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use lastseen_shared::DeviceId;
+
+pub use dir::DirBlobStore;
+
+/// Where one object lives inside a blob store: `/`-separated, ASCII, no `..`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    /// A resent frame maps to the same key, so a retried write overwrites
+    /// rather than leaving a second copy behind.
+    pub fn for_frame(device: DeviceId, seq: u64) -> Self {
+        Self(format!("frames/{device}/{seq:020}.jpg"))
+    }
+
+    /// Re-reads a key that this module produced and the store kept.
+    pub fn from_stored(key: String) -> Self {
+        Self(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob {0} not found")]
+    NotFound(String),
+    #[error("blob key {0} is not a key this store writes")]
+    InvalidKey(String),
+    #[error("blob store i/o failed")]
+    Io(#[from] std::io::Error),
+}
+
+pub type BlobResult<T> = Result<T, BlobError>;
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Durable when it returns: the caller acknowledges the frame after this.
+    async fn put(&self, key: &BlobKey, bytes: Bytes) -> BlobResult<()>;
+    async fn get(&self, key: &BlobKey) -> BlobResult<Bytes>;
+    /// Deleting a missing blob is not an error.
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()>;
+}

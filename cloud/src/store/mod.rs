@@ -1,0 +1,76 @@
+//! Metadata storage: users, devices, frames, detections and the `last_seen` index.
+//!
+//! [`Store`] is the one seam between the domain and SQL. Each backend lives in
+//! its own module with its own migrations; the same conformance tests run
+//! against every backend so they cannot drift. Timestamps are UTC; ids are
+//! UUIDs; `(device, seq)` is unique, which is what makes ingest idempotent.
+
+#[cfg(test)]
+mod conformance;
+mod records;
+mod sqlite;
+
+use async_trait::async_trait;
+use lastseen_shared::{DeviceId, FrameId, Label, UserId};
+
+pub use records::{
+    Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome, NewFrame,
+    Sighting, StoredFrame, UserRecord,
+};
+pub use sqlite::SqliteStore;
+
+/// What can go wrong in a store, as the domain needs to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint other than `(device, seq)` was violated (e.g. a taken username).
+    #[error("already exists: {0}")]
+    Conflict(&'static str),
+    /// A value read back from the database does not fit its type (corruption or a bug).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Persistence for everything but image bytes (those go to the blob store).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip used by the health check.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Fails with [`StoreError::Conflict`] when the username is taken.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+
+    async fn create_device(&self, device: &DeviceRecord) -> StoreResult<()>;
+    async fn device(&self, id: DeviceId) -> StoreResult<Option<DeviceRecord>>;
+    /// The owner's devices, oldest first.
+    async fn devices_of(&self, owner: UserId) -> StoreResult<Vec<DeviceRecord>>;
+    async fn count_devices_of(&self, owner: UserId) -> StoreResult<u64>;
+
+    /// The frame a device already sent with this `seq`, with its detections.
+    async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>>;
+
+    /// Stores the frame row, its detections and the `last_seen` updates in one
+    /// transaction. A frame whose `(device, seq)` exists already is not stored
+    /// again: the existing frame's id is returned as [`InsertOutcome::Duplicate`].
+    /// `last_seen` only moves forward in `captured_at`, so frames that arrive
+    /// late (from a device's spool) never hide a newer sighting.
+    async fn insert_frame(&self, frame: &NewFrame) -> StoreResult<InsertOutcome>;
+
+    /// A frame with its detections, only if it belongs to one of `owner`'s devices.
+    async fn frame_of_owner(&self, owner: UserId, id: FrameId) -> StoreResult<Option<StoredFrame>>;
+
+    /// The newest sighting per label over the owner's devices (one row per
+    /// label, newest first), or only for `label` when given.
+    async fn last_seen(&self, owner: UserId, label: Option<&Label>) -> StoreResult<Vec<Sighting>>;
+
+    /// Detections matching the query, newest first (`captured_at`, then id),
+    /// strictly after the cursor when one is given, at most `query.limit` rows.
+    async fn detections(&self, query: &DetectionQuery) -> StoreResult<Vec<DetectionRow>>;
+}

@@ -1,0 +1,152 @@
+//! Storing one frame: the frame row, its detections and the `last_seen` upserts,
+//! all in one transaction, or — for a `(device, seq)` seen before — nothing at all.
+
+use std::collections::BTreeMap;
+
+use lastseen_shared::{Detection, FrameId, Label};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+
+use super::rows::{self, db, micros, to_sql_int};
+use crate::store::{InsertOutcome, NewFrame, StoreError, StoreResult};
+
+/// SQLite's default `SQLITE_MAX_VARIABLE_NUMBER` (since 3.32).
+const MAX_BINDS: usize = 32_766;
+/// Bound values per row in the detections and `last_seen` inserts below.
+const BINDS_PER_ROW: usize = 10;
+const ROWS_PER_INSERT: usize = MAX_BINDS / BINDS_PER_ROW;
+
+pub(super) async fn insert_frame(
+    pool: &SqlitePool,
+    frame: &NewFrame,
+) -> StoreResult<InsertOutcome> {
+    let seq = to_sql_int("seq", frame.seq)?;
+    let bytes = to_sql_int("bytes", frame.bytes)?;
+
+    // IMMEDIATE takes the write lock up front, waiting out `busy_timeout` if
+    // needed. A deferred transaction would start as a reader and could then
+    // fail its upgrade to writer with SQLITE_BUSY, which no timeout retries.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+
+    let inserted = sqlx::query(
+        "INSERT INTO frames \
+         (id, device_id, owner_id, seq, captured_at, received_at, blob_key, bytes, width, height) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (device_id, seq) DO NOTHING",
+    )
+    .bind(frame.id.as_uuid())
+    .bind(frame.device.as_uuid())
+    .bind(frame.owner.as_uuid())
+    .bind(seq)
+    .bind(micros(frame.captured_at))
+    .bind(micros(frame.received_at))
+    .bind(&frame.blob_key)
+    .bind(bytes)
+    .bind(i64::from(frame.width))
+    .bind(i64::from(frame.height))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?
+    .rows_affected();
+
+    if inserted == 0 {
+        let existing = existing_frame(&mut tx, frame, seq).await?;
+        tx.rollback().await.map_err(db)?;
+        return Ok(InsertOutcome::Duplicate(existing));
+    }
+
+    insert_detections(&mut tx, frame).await?;
+    update_last_seen(&mut tx, frame).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(InsertOutcome::Inserted)
+}
+
+async fn existing_frame(
+    conn: &mut SqliteConnection,
+    frame: &NewFrame,
+    seq: i64,
+) -> StoreResult<FrameId> {
+    let row = sqlx::query("SELECT id FROM frames WHERE device_id = ? AND seq = ?")
+        .bind(frame.device.as_uuid())
+        .bind(seq)
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| {
+            StoreError::Corrupt("frame insert conflicted, but no frame has its seq".into())
+        })?;
+    rows::frame_id(&row)
+}
+
+async fn insert_detections(conn: &mut SqliteConnection, frame: &NewFrame) -> StoreResult<()> {
+    let captured_at = micros(frame.captured_at);
+    for chunk in frame.detections.chunks(ROWS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO detections \
+             (frame_id, device_id, owner_id, label, score, x1, y1, x2, y2, captured_at) ",
+        );
+        insert.push_values(chunk, |mut row, detection| {
+            row.push_bind(frame.id.as_uuid())
+                .push_bind(frame.device.as_uuid())
+                .push_bind(frame.owner.as_uuid())
+                .push_bind(detection.label.as_str())
+                .push_bind(detection.score)
+                .push_bind(detection.bbox.x1)
+                .push_bind(detection.bbox.y1)
+                .push_bind(detection.bbox.x2)
+                .push_bind(detection.bbox.y2)
+                .push_bind(captured_at);
+        });
+        insert.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Upserts, per label, the frame's highest-scoring detection of that label.
+/// The `WHERE` on the update keeps a late frame (from a device's spool) from
+/// replacing a newer sighting; on equal times the first stored frame stays.
+async fn update_last_seen(conn: &mut SqliteConnection, frame: &NewFrame) -> StoreResult<()> {
+    let captured_at = micros(frame.captured_at);
+    let best: Vec<&Detection> = best_per_label(&frame.detections).into_values().collect();
+    for chunk in best.chunks(ROWS_PER_INSERT) {
+        let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO last_seen \
+             (device_id, label, owner_id, frame_id, captured_at, score, x1, y1, x2, y2) ",
+        );
+        upsert.push_values(chunk, |mut row, detection| {
+            row.push_bind(frame.device.as_uuid())
+                .push_bind(detection.label.as_str())
+                .push_bind(frame.owner.as_uuid())
+                .push_bind(frame.id.as_uuid())
+                .push_bind(captured_at)
+                .push_bind(detection.score)
+                .push_bind(detection.bbox.x1)
+                .push_bind(detection.bbox.y1)
+                .push_bind(detection.bbox.x2)
+                .push_bind(detection.bbox.y2);
+        });
+        upsert.push(
+            " ON CONFLICT (device_id, label) DO UPDATE SET \
+             owner_id = excluded.owner_id, frame_id = excluded.frame_id, \
+             captured_at = excluded.captured_at, score = excluded.score, \
+             x1 = excluded.x1, y1 = excluded.y1, x2 = excluded.x2, y2 = excluded.y2 \
+             WHERE excluded.captured_at > last_seen.captured_at",
+        );
+        upsert.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(())
+}
+
+/// One detection per label: the highest score, the first one on ties.
+fn best_per_label(detections: &[Detection]) -> BTreeMap<&Label, &Detection> {
+    let mut best: BTreeMap<&Label, &Detection> = BTreeMap::new();
+    for detection in detections {
+        best.entry(&detection.label)
+            .and_modify(|kept| {
+                if detection.score > kept.score {
+                    *kept = detection;
+                }
+            })
+            .or_insert(detection);
+    }
+    best
+}

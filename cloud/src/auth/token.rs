@@ -1,0 +1,258 @@
+//! Signing and checking the JWTs that users and devices present (HS256).
+
+use std::path::Path;
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lastseen_shared::token::{Claims, TokenKind};
+use rand::RngCore;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+/// Shorter keys make HS256 guessable offline from any captured token.
+pub const MIN_KEY_BYTES: usize = 32;
+const GENERATED_KEY_FILE: &str = "jwt.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the token key file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot keep a generated token key in {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the token key in {0} is shorter than {MIN_KEY_BYTES} bytes")]
+    TooShort(String),
+}
+
+/// Why a presented token was refused. Callers answer all of them with 401.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token is malformed, forged or expired")]
+    Invalid,
+    #[error("a {actual:?} token was used where a {expected:?} token is needed")]
+    WrongKind {
+        expected: TokenKind,
+        actual: TokenKind,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign a token: {0}")]
+pub struct SignError(String);
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenKeys {
+    pub fn from_secret(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// The key from `jwt_secret`, else from `jwt_secret_file`, else one
+    /// generated on first start and kept in the data dir (owner-only).
+    pub fn load(config: &Config) -> Result<Self, KeyError> {
+        if let Some(secret) = &config.jwt_secret {
+            return Ok(Self::from_secret(secret.expose().as_bytes()));
+        }
+        if let Some(path) = &config.jwt_secret_file {
+            return Self::read_key(path);
+        }
+        let path = config.data_dir.join(GENERATED_KEY_FILE);
+        if path.exists() {
+            return Self::read_key(&path);
+        }
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        write_private(&path, hex.as_bytes()).map_err(|source| KeyError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        tracing::info!(path = %path.display(), "generated a token signing key");
+        Ok(Self::from_secret(hex.as_bytes()))
+    }
+
+    fn read_key(path: &Path) -> Result<Self, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let key = text.trim();
+        if key.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort(path.display().to_string()));
+        }
+        Ok(Self::from_secret(key.as_bytes()))
+    }
+
+    /// A signed token and the claims inside it.
+    pub fn issue(
+        &self,
+        kind: TokenKind,
+        subject: Uuid,
+        ttl_secs: u64,
+    ) -> Result<(String, Claims), SignError> {
+        let now = Utc::now().timestamp();
+        let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX);
+        let claims = Claims {
+            sub: subject,
+            kind,
+            iat: now,
+            exp: now.saturating_add(ttl),
+            jti: Uuid::now_v7(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| SignError(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    pub fn verify(&self, token: &str, expected: TokenKind) -> Result<Claims, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        if data.claims.kind != expected {
+            return Err(TokenError::WrongKind {
+                expected,
+                actual: data.claims.kind,
+            });
+        }
+        Ok(data.claims)
+    }
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::from_secret(&[7u8; 32])
+    }
+
+    #[test]
+    fn a_token_verifies_with_the_key_that_signed_it() {
+        let subject = Uuid::now_v7();
+        let (token, claims) = keys().issue(TokenKind::User, subject, 60).unwrap();
+        assert_eq!(keys().verify(&token, TokenKind::User), Ok(claims));
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_refused() {
+        let (token, _) = TokenKeys::from_secret(&[8u8; 32])
+            .issue(TokenKind::User, Uuid::now_v7(), 60)
+            .unwrap();
+        assert_eq!(
+            keys().verify(&token, TokenKind::User),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_device_token_is_not_a_user_token() {
+        let (token, _) = keys().issue(TokenKind::Device, Uuid::now_v7(), 60).unwrap();
+        assert!(matches!(
+            keys().verify(&token, TokenKind::User),
+            Err(TokenError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let keys = keys();
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: Uuid::now_v7(),
+            kind: TokenKind::User,
+            iat: now - 100,
+            exp: now - 60,
+            jti: Uuid::now_v7(),
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
+        assert_eq!(
+            keys.verify(&token, TokenKind::User),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn an_unsigned_alg_none_token_is_refused() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = Utc::now().timestamp();
+        let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = b64.encode(format!(
+            r#"{{"sub":"{}","kind":"user","iat":{now},"exp":{},"jti":"{}"}}"#,
+            Uuid::now_v7(),
+            now + 600,
+            Uuid::now_v7()
+        ));
+        assert_eq!(
+            keys().verify(&format!("{header}.{body}."), TokenKind::User),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_generated_key_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let (token, _) = TokenKeys::load(&config)
+            .unwrap()
+            .issue(TokenKind::User, Uuid::now_v7(), 60)
+            .unwrap();
+        assert!(
+            TokenKeys::load(&config)
+                .unwrap()
+                .verify(&token, TokenKind::User)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_short_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "short").unwrap();
+        let config = Config {
+            jwt_secret_file: Some(path),
+            ..Config::default()
+        };
+        assert!(matches!(
+            TokenKeys::load(&config),
+            Err(KeyError::TooShort(_))
+        ));
+    }
+}

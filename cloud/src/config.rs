@@ -1,0 +1,397 @@
+//! The cloud's configuration: embedded defaults, then an optional TOML file,
+//! then `LASTSEEN_*` environment variables, then command-line flags.
+//!
+//! Every limit the service enforces is a named field here, so an operator can
+//! find and change it; [`Config::validate`] reports every problem at once.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A value that must never appear in logs or debug output.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listen address.
+    pub bind: SocketAddr,
+    /// Root for everything the embedded defaults keep on disk.
+    pub data_dir: PathBuf,
+    /// SQL database URL; default `sqlite://<data_dir>/lastseen.db`.
+    pub database_url: Option<String>,
+    /// Directory of the local blob store; default `<data_dir>/blobs`.
+    pub blob_dir: Option<PathBuf>,
+    /// Largest number of pooled SQL connections.
+    pub db_max_connections: u32,
+
+    /// The ONNX model (YOLOX layout).
+    pub model_path: PathBuf,
+    /// `libonnxruntime.so`; when unset it is looked for in `ORT_DYLIB_PATH`,
+    /// the project's `.venv` (made by `scripts/setup`) and the system paths.
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Square model input side in pixels (a multiple of 32).
+    pub model_input_size: u32,
+    pub score_threshold: f32,
+    pub nms_iou: f32,
+    /// Detector workers, each with its own ONNX Runtime session.
+    pub detect_workers: usize,
+    /// ONNX Runtime intra-op threads per worker.
+    pub detect_threads: usize,
+    /// Frames waiting for a detector before ingest answers 503.
+    pub queue_depth: usize,
+    /// Seconds a client is told to wait (Retry-After) when the queue is full.
+    pub retry_after_secs: u32,
+
+    /// Largest accepted frame body.
+    pub max_frame_bytes: usize,
+    /// Largest accepted JSON body.
+    pub max_json_bytes: usize,
+    /// Largest decoded frame, width times height.
+    pub max_image_pixels: u64,
+    /// Largest `limit` a listing accepts.
+    pub max_page_size: u32,
+    pub max_devices_per_user: u32,
+
+    /// HMAC key for tokens (at least 32 bytes). When neither this nor
+    /// `jwt_secret_file` is set, a key is generated once and kept in the data dir.
+    pub jwt_secret: Option<Secret>,
+    pub jwt_secret_file: Option<PathBuf>,
+    pub access_token_ttl_secs: u64,
+    pub device_token_ttl_days: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+
+    /// `tracing` filter, e.g. `info` or `lastseen_cloud=debug,info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            blob_dir: None,
+            db_max_connections: 8,
+            model_path: PathBuf::from("../shared/models/yolox_nano.onnx"),
+            onnxruntime_lib: None,
+            model_input_size: 416,
+            score_threshold: 0.3,
+            nms_iou: 0.45,
+            detect_workers: 2,
+            detect_threads: 1,
+            queue_depth: 64,
+            retry_after_secs: 1,
+            max_frame_bytes: 10 * 1024 * 1024,
+            max_json_bytes: 64 * 1024,
+            max_image_pixels: 7680 * 4320,
+            max_page_size: 500,
+            max_devices_per_user: 100,
+            jwt_secret: None,
+            jwt_secret_file: None,
+            access_token_ttl_secs: 3600,
+            device_token_ttl_days: 3650,
+            // OWASP's first Argon2id recommendation: m=19 MiB, t=2, p=1.
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            log: "info".to_owned(),
+        }
+    }
+}
+
+/// Variables meant for other lastseen programs (the agent, the load tool) share
+/// the prefix, so only names of this struct's settings are read.
+fn is_setting(key: &str) -> bool {
+    serde_json::to_value(Config::default())
+        .ok()
+        .and_then(|value| value.as_object().map(|fields| fields.contains_key(key)))
+        .unwrap_or(false)
+}
+
+/// Every problem found in a configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads defaults, then `file` (when given), then `LASTSEEN_*` variables,
+    /// then the flags that were set.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(
+                Env::prefixed("LASTSEEN_")
+                    .filter(|key| is_setting(&key.as_str().to_ascii_lowercase())),
+            )
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, problem: &str| {
+            if !ok {
+                problems.push(problem.to_owned());
+            }
+        };
+        check(
+            self.model_input_size >= 32 && self.model_input_size.is_multiple_of(32),
+            "model_input_size must be a positive multiple of 32",
+        );
+        check(
+            self.score_threshold > 0.0 && self.score_threshold < 1.0,
+            "score_threshold must be between 0 and 1",
+        );
+        check(
+            self.nms_iou > 0.0 && self.nms_iou <= 1.0,
+            "nms_iou must be in (0, 1]",
+        );
+        check(
+            self.detect_workers >= 1,
+            "detect_workers must be at least 1",
+        );
+        check(
+            self.detect_threads >= 1,
+            "detect_threads must be at least 1",
+        );
+        check(self.queue_depth >= 1, "queue_depth must be at least 1");
+        check(
+            self.db_max_connections >= 1,
+            "db_max_connections must be at least 1",
+        );
+        check(
+            self.max_frame_bytes >= 1024,
+            "max_frame_bytes must be at least 1024",
+        );
+        check(
+            self.max_json_bytes >= 1024,
+            "max_json_bytes must be at least 1024",
+        );
+        check(
+            self.max_image_pixels >= 64 * 64,
+            "max_image_pixels must be at least 4096",
+        );
+        check(self.max_page_size >= 1, "max_page_size must be at least 1");
+        check(
+            self.access_token_ttl_secs >= 60,
+            "access_token_ttl_secs must be at least 60",
+        );
+        check(
+            self.device_token_ttl_days >= 1,
+            "device_token_ttl_days must be at least 1",
+        );
+        check(
+            self.argon2_memory_kib >= 8 * self.argon2_parallelism.max(1),
+            "argon2_memory_kib must be at least 8 x argon2_parallelism",
+        );
+        check(
+            self.argon2_iterations >= 1,
+            "argon2_iterations must be at least 1",
+        );
+        check(
+            self.argon2_parallelism >= 1,
+            "argon2_parallelism must be at least 1",
+        );
+        check(
+            self.jwt_secret.is_none() || self.jwt_secret_file.is_none(),
+            "set jwt_secret or jwt_secret_file, not both",
+        );
+        if let Some(secret) = &self.jwt_secret {
+            check(
+                secret.expose().len() >= 32,
+                "jwt_secret must be at least 32 bytes",
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("lastseen.db").display()))
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.blob_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+}
+
+/// `lastseen-cloud`: ingest, detection, storage and queries for lastseen.
+///
+/// Settings come from the defaults, then `--config FILE`, then `LASTSEEN_<NAME>`
+/// environment variables (e.g. `LASTSEEN_BIND`), then these flags.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "LASTSEEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// Flags that override the file and the environment; unset flags change nothing.
+#[derive(Debug, Default, clap::Args, Serialize)]
+pub struct Overrides {
+    /// HTTP listen address [default: 127.0.0.1:8080].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<SocketAddr>,
+    /// Data directory for the embedded defaults [default: data].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// SQL database URL [default: sqlite://<data_dir>/lastseen.db].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Local blob directory [default: <data_dir>/blobs].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob_dir: Option<PathBuf>,
+    /// ONNX model file [default: ../shared/models/yolox_nano.onnx].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_path: Option<PathBuf>,
+    /// ONNX Runtime shared library [default: found in ORT_DYLIB_PATH, .venv, system].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Minimum detection score [default: 0.3].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_threshold: Option<f32>,
+    /// Detector workers [default: 2].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_workers: Option<usize>,
+    /// ONNX Runtime threads per worker [default: 1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_threads: Option<usize>,
+    /// Frames waiting for a detector before ingest answers 503 [default: 64].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<usize>,
+    /// Largest accepted frame body in bytes [default: 10485760].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_bytes: Option<usize>,
+    /// File holding the token signing key.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Log filter [default: info].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+}
+
+#[cfg(test)]
+// figment::Jail fixes the closure type to return figment::Error, which is large.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn validate_reports_every_problem_at_once() {
+        let config = Config {
+            queue_depth: 0,
+            detect_workers: 0,
+            score_threshold: 2.0,
+            jwt_secret: Some(Secret::new("short")),
+            ..Config::default()
+        };
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "cloud.toml",
+                "bind = \"127.0.0.1:9000\"\nqueue_depth = 7\nlog = \"debug\"",
+            )?;
+            jail.set_env("LASTSEEN_QUEUE_DEPTH", "9");
+            let flags = Overrides {
+                log: Some("warn".into()),
+                ..Overrides::default()
+            };
+            let config =
+                Config::load(Some(Path::new("cloud.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 9000)));
+            assert_eq!(config.queue_depth, 9);
+            assert_eq!(config.log, "warn");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cloud.toml", "qeue_depth = 7")?;
+            let result = Config::load(Some(Path::new("cloud.toml")), &Overrides::default());
+            assert!(matches!(result, Err(ConfigError::Load(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = Config {
+            jwt_secret: Some(Secret::new("x".repeat(40))),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("xxxx"));
+    }
+}

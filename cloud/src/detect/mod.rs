@@ -1,0 +1,37 @@
+//! Object detection: ONNX Runtime sessions fed from a bounded queue.
+//!
+//! - [`runtime`] finds and loads the ONNX Runtime shared library once per process.
+//! - [`model`] wraps one session with the YOLOX pre/post-processing of the shared crate.
+//! - [`pool`] owns the queue and the worker threads. Inference is CPU-bound and
+//!   blocking, so it runs on dedicated threads, never on the async runtime.
+
+mod jpeg;
+mod model;
+mod pool;
+pub mod runtime;
+
+pub use jpeg::{ImageError, decode as decode_jpeg, sniff_jpeg};
+pub use model::{Analysis, YoloxModel};
+pub use pool::{DetectorPool, PoolSettings, QueueFull};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(
+        "ONNX Runtime library not found (looked in: {searched}); run scripts/setup or set onnxruntime_lib / LASTSEEN_ONNXRUNTIME_LIB"
+    )]
+    RuntimeNotFound { searched: String },
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
+    RuntimeLoad { path: PathBuf, message: String },
+    #[error("cannot load model {path} (set model_path / LASTSEEN_MODEL_PATH): {message}")]
+    ModelLoad { path: PathBuf, message: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("model output does not fit the YOLOX layout: {0}")]
+    Output(String),
+    #[error("the image cannot be read: {0}")]
+    Image(#[from] ImageError),
+    #[error("the detector stopped")]
+    Stopped,
+}

@@ -1,0 +1,126 @@
+//! The bounded detection queue and its worker threads.
+//!
+//! The queue bound is the service's backpressure: [`DetectorPool::try_submit`]
+//! never waits, so a full queue becomes a 503 (HTTP) or a withheld ack (MQTT)
+//! and the device keeps the frame for later.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::thread;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use lastseen_shared::yolox::YoloxConfig;
+use tokio::sync::oneshot;
+
+use super::jpeg;
+use super::model::{Analysis, YoloxModel};
+use super::{DetectError, runtime};
+
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub onnxruntime_lib: Option<PathBuf>,
+    pub model_path: PathBuf,
+    pub yolox: YoloxConfig,
+    pub workers: usize,
+    pub intra_threads: usize,
+    pub queue_depth: usize,
+    pub max_image_pixels: u64,
+}
+
+/// The queue was full; the caller should ask the client to retry later.
+#[derive(Debug, thiserror::Error)]
+#[error("the detection queue is full")]
+pub struct QueueFull;
+
+struct Job {
+    jpeg: Bytes,
+    reply: oneshot::Sender<Result<Analysis, DetectError>>,
+}
+
+pub struct DetectorPool {
+    jobs: Sender<Job>,
+    capacity: usize,
+}
+
+impl DetectorPool {
+    /// Loads one session per worker before returning, so a bad model path or
+    /// a missing runtime fails at startup rather than on the first frame.
+    pub fn start(settings: &PoolSettings) -> Result<Self, DetectError> {
+        let runtime = runtime::ensure_loaded(settings.onnxruntime_lib.as_deref())?;
+        let (jobs, queue) = bounded(settings.queue_depth);
+        for index in 0..settings.workers {
+            let model = YoloxModel::load(
+                &runtime,
+                &settings.model_path,
+                settings.yolox.clone(),
+                settings.intra_threads,
+            )?;
+            let queue = queue.clone();
+            let max_pixels = settings.max_image_pixels;
+            thread::Builder::new()
+                .name(format!("detect-{index}"))
+                .spawn(move || work(model, queue, max_pixels))
+                .map_err(|e| {
+                    DetectError::Inference(format!("cannot start a detector thread: {e}"))
+                })?;
+        }
+        Ok(Self {
+            jobs,
+            capacity: settings.queue_depth,
+        })
+    }
+
+    /// Queues a JPEG for decoding and detection without waiting for room.
+    pub fn try_submit(
+        &self,
+        jpeg: Bytes,
+    ) -> Result<oneshot::Receiver<Result<Analysis, DetectError>>, QueueFull> {
+        let (reply, answer) = oneshot::channel();
+        match self.jobs.try_send(Job { jpeg, reply }) {
+            Ok(()) => Ok(answer),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => Err(QueueFull),
+        }
+    }
+
+    /// Frames waiting for a worker.
+    pub fn queue_len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// Runs until every sender is gone, i.e. until the pool is dropped.
+fn work(mut model: YoloxModel, queue: Receiver<Job>, max_pixels: u64) {
+    while let Ok(job) = queue.recv() {
+        if job.reply.is_closed() {
+            // The client gave up; it will resend, and nothing was stored.
+            continue;
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            analyse(&mut model, &job.jpeg, max_pixels)
+        }))
+        .unwrap_or_else(|_| {
+            Err(DetectError::Inference(
+                "the detector panicked on this frame".to_owned(),
+            ))
+        });
+        if let Err(error) = &outcome {
+            tracing::debug!(%error, "frame not analysed");
+        }
+        let _ = job.reply.send(outcome);
+    }
+}
+
+fn analyse(model: &mut YoloxModel, bytes: &[u8], max_pixels: u64) -> Result<Analysis, DetectError> {
+    let image = jpeg::decode(bytes, max_pixels)?;
+    let detections = model.detect(&image)?;
+    Ok(Analysis {
+        width: image.width(),
+        height: image.height(),
+        detections,
+    })
+}

@@ -1,0 +1,252 @@
+//! The one place where domain errors become HTTP responses.
+//!
+//! Every error has the shape `{"error": {"code": "...", "message": "..."}}`.
+//! 4xx messages tell the client what to fix; 5xx are logged with their source
+//! chain and answered with an opaque message, so no SQL, path or stack trace
+//! ever reaches a client.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::devices::DeviceError;
+use crate::ingest::{IngestError, MetaError};
+use crate::query::QueryError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after_secs: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing, invalid or expired token",
+        )
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
+    pub fn overloaded(retry_after_secs: u32) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the service is busy; retry later",
+            )
+        }
+    }
+
+    /// Logs the real cause; the client learns only that it was our fault.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(error = %chain, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Used by the retry hint of the ingest path when the queue is full.
+    pub fn with_retry_after(mut self, secs: u32) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match &error {
+            AuthError::InvalidUsername | AuthError::WeakPassword => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_credentials_format",
+                error.to_string(),
+            ),
+            AuthError::UsernameTaken => {
+                ApiError::new(StatusCode::CONFLICT, "username_taken", error.to_string())
+            }
+            AuthError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                error.to_string(),
+            ),
+            AuthError::InvalidToken => ApiError::unauthorized(),
+            AuthError::Store(_) | AuthError::Hash(_) | AuthError::Sign(_) | AuthError::Task(_) => {
+                ApiError::internal(&error)
+            }
+        }
+    }
+}
+
+impl From<DeviceError> for ApiError {
+    fn from(error: DeviceError) -> Self {
+        match &error {
+            DeviceError::InvalidName => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", error.to_string())
+            }
+            DeviceError::TooMany(_) => {
+                ApiError::new(StatusCode::CONFLICT, "too_many_devices", error.to_string())
+            }
+            DeviceError::Store(_) | DeviceError::Sign(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<MetaError> for ApiError {
+    fn from(error: MetaError) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_frame_metadata",
+            error.to_string(),
+        )
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        use crate::detect::ImageError;
+        match &error {
+            IngestError::Image(ImageError::NotJpeg) => {
+                ApiError::unsupported_media_type(error.to_string())
+            }
+            IngestError::Image(ImageError::TooLarge { .. }) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "image_too_large",
+                error.to_string(),
+            ),
+            IngestError::Image(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable_image",
+                error.to_string(),
+            ),
+            // The Retry-After value is filled in by the handler, which knows the config.
+            IngestError::Overloaded => ApiError::overloaded(1),
+            IngestError::Detect(_) | IngestError::Store(_) | IngestError::Blob(_) => {
+                ApiError::internal(&error)
+            }
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match &error {
+            QueryError::NotFound => ApiError::not_found(),
+            QueryError::NeverSeen => {
+                ApiError::new(StatusCode::NOT_FOUND, "never_seen", error.to_string())
+            }
+            QueryError::Cursor(_) | QueryError::Limit(_) | QueryError::EmptyRange => {
+                ApiError::bad_request(error.to_string())
+            }
+            QueryError::Store(_)
+            | QueryError::Blob(_)
+            | QueryError::Image(_)
+            | QueryError::Task(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ApiError::unsupported_media_type("send JSON with Content-Type: application/json")
+            }
+            _ => ApiError::bad_request(format!("invalid JSON body: {}", rejection.body_text())),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+            _ => ApiError::bad_request("the request body could not be read"),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request(format!(
+            "invalid query parameters: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request(format!("invalid path parameter: {}", rejection.body_text()))
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the request body is larger than allowed",
+    )
+}

@@ -1,0 +1,89 @@
+//! The REST API under `/api/v1`: one `router()` per area, merged here.
+//! Handlers parse, call the domain, and map the result; nothing else.
+
+mod accounts;
+mod devices;
+pub mod error;
+mod extract;
+mod frames;
+mod health;
+mod sightings;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Accounts;
+use crate::devices::Devices;
+use crate::ingest::Ingest;
+use crate::query::Sightings;
+use crate::store::Store;
+use error::ApiError;
+
+/// Limits the HTTP layer itself enforces.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    pub max_frame_bytes: usize,
+    pub max_json_bytes: usize,
+    pub retry_after_secs: u32,
+}
+
+/// Everything a handler may reach: cheap to clone, one `Arc` per service.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Arc<Accounts>,
+    pub devices: Arc<Devices>,
+    pub ingest: Arc<Ingest>,
+    pub sightings: Arc<Sightings>,
+    pub store: Arc<dyn Store>,
+    pub limits: Arc<HttpLimits>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(accounts::router(&state.limits))
+        .merge(devices::router(&state.limits))
+        .merge(frames::router(&state.limits))
+        .merge(sightings::router())
+        .merge(health::router());
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(security_header("x-content-type-options", "nosniff"))
+        .layer(security_header("x-frame-options", "DENY"))
+        .layer(security_header("referrer-policy", "no-referrer"))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
+}
+
+fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed here"),
+    )
+    .into_response()
+}

@@ -1,0 +1,156 @@
+//! Ingest: the one path every frame takes, whatever transport brought it.
+//!
+//! check the body -> dedupe `(device, seq)` -> queue for detection (bounded)
+//! -> blob put -> SQL rows in one transaction -> answer. The blob is written
+//! before the rows that point to it; a resent frame is answered from the
+//! store and never detected or stored twice.
+
+pub mod meta;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use lastseen_shared::FrameId;
+
+pub use meta::{FrameMeta, MetaError};
+
+use crate::blob::{BlobError, BlobKey, BlobStore};
+use crate::detect::{DetectError, DetectorPool, ImageError, sniff_jpeg};
+use crate::store::{
+    DeviceRecord, FrameRecord, InsertOutcome, NewFrame, Store, StoreError, StoredFrame,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("the detection queue is full")]
+    Overloaded,
+    #[error(transparent)]
+    Detect(DetectError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+impl From<DetectError> for IngestError {
+    fn from(error: DetectError) -> Self {
+        match error {
+            DetectError::Image(image) => IngestError::Image(image),
+            other => IngestError::Detect(other),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum IngestOutcome {
+    /// First time this `(device, seq)` arrived: detected and stored now.
+    Stored(StoredFrame),
+    /// Seen before: the stored result, unchanged.
+    Resent(StoredFrame),
+}
+
+impl IngestOutcome {
+    pub fn frame(&self) -> &StoredFrame {
+        match self {
+            IngestOutcome::Stored(frame) | IngestOutcome::Resent(frame) => frame,
+        }
+    }
+}
+
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+    detector: Arc<DetectorPool>,
+}
+
+impl Ingest {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        detector: Arc<DetectorPool>,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            detector,
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(device = %device.id, seq = meta.seq))]
+    pub async fn ingest(
+        &self,
+        device: &DeviceRecord,
+        meta: FrameMeta,
+        jpeg: Bytes,
+    ) -> Result<IngestOutcome, IngestError> {
+        sniff_jpeg(&jpeg)?;
+        if let Some(existing) = self.store.frame_by_seq(device.id, meta.seq).await? {
+            return Ok(IngestOutcome::Resent(existing));
+        }
+        let answer = self
+            .detector
+            .try_submit(jpeg.clone())
+            .map_err(|_| IngestError::Overloaded)?;
+        let analysis = answer
+            .await
+            .map_err(|_| IngestError::Detect(DetectError::Stopped))??;
+
+        let key = BlobKey::for_frame(device.id, meta.seq);
+        self.blobs.put(&key, jpeg.clone()).await?;
+        let frame = NewFrame {
+            id: FrameId::new(),
+            device: device.id,
+            owner: device.owner,
+            seq: meta.seq,
+            captured_at: meta.captured_at,
+            received_at: Utc::now(),
+            blob_key: key.as_str().to_owned(),
+            bytes: jpeg.len() as u64,
+            width: analysis.width,
+            height: analysis.height,
+            detections: analysis.detections,
+        };
+        match self.store.insert_frame(&frame).await? {
+            InsertOutcome::Inserted => {
+                tracing::debug!(frame = %frame.id, detections = frame.detections.len(), "frame stored");
+                Ok(IngestOutcome::Stored(stored(frame, &device.name)))
+            }
+            // The same frame raced itself (a resend while the first was in
+            // the detector); the first one won and the blob key is shared.
+            InsertOutcome::Duplicate(_) => {
+                match self.store.frame_by_seq(device.id, meta.seq).await? {
+                    Some(existing) => Ok(IngestOutcome::Resent(existing)),
+                    None => {
+                        Err(StoreError::Corrupt("a duplicate frame vanished".to_owned()).into())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frames waiting for a detector, and how many may wait.
+    pub fn queue(&self) -> (usize, usize) {
+        (self.detector.queue_len(), self.detector.capacity())
+    }
+}
+
+fn stored(frame: NewFrame, device_name: &str) -> StoredFrame {
+    StoredFrame {
+        frame: FrameRecord {
+            id: frame.id,
+            device: frame.device,
+            device_name: device_name.to_owned(),
+            seq: frame.seq,
+            captured_at: frame.captured_at,
+            received_at: frame.received_at,
+            blob_key: frame.blob_key,
+            bytes: frame.bytes,
+            width: frame.width,
+            height: frame.height,
+        },
+        detections: frame.detections,
+    }
+}

@@ -1,0 +1,172 @@
+//! Answers to "where and when was X last seen?": last-seen lookups,
+//! detection history with cursor pagination, single frames and their images.
+//! Every call is scoped to the asking user's devices.
+
+pub mod cursor;
+mod render;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lastseen_shared::{DeviceId, FrameId, Label, UserId};
+
+pub use cursor::CursorError;
+
+use crate::blob::{BlobError, BlobKey, BlobStore};
+use crate::detect::ImageError;
+use crate::store::{
+    Cursor, DetectionQuery, DetectionRow, Sighting, Store, StoreError, StoredFrame,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Also what another user's frame looks like, so ids cannot be probed.
+    #[error("not found")]
+    NotFound,
+    #[error("the label has never been seen")]
+    NeverSeen,
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    #[error("limit must be from 1 to {0}")]
+    Limit(u32),
+    #[error("since must be before until")]
+    EmptyRange,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(BlobError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("a blocking task failed: {0}")]
+    Task(String),
+}
+
+impl From<BlobError> for QueryError {
+    fn from(error: BlobError) -> Self {
+        match error {
+            // The row exists but its image is gone (retention, or a failed
+            // write): to the client that frame has no image.
+            BlobError::NotFound(_) => QueryError::NotFound,
+            other => QueryError::Blob(other),
+        }
+    }
+}
+
+/// A listing request as the API receives it, before validation.
+#[derive(Clone, Debug, Default)]
+pub struct DetectionFilter {
+    pub label: Option<Label>,
+    pub device: Option<DeviceId>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DetectionPage {
+    pub items: Vec<DetectionRow>,
+    /// Present when more rows may follow.
+    pub next_cursor: Option<String>,
+}
+
+pub struct Sightings {
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+    default_page_size: u32,
+    max_page_size: u32,
+    max_image_pixels: u64,
+}
+
+impl Sightings {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        max_page_size: u32,
+        max_image_pixels: u64,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            default_page_size: max_page_size.min(50),
+            max_page_size,
+            max_image_pixels,
+        }
+    }
+
+    pub async fn last_seen(&self, owner: UserId, label: &Label) -> Result<Sighting, QueryError> {
+        let mut rows = self.store.last_seen(owner, Some(label)).await?;
+        rows.drain(..).next().ok_or(QueryError::NeverSeen)
+    }
+
+    pub async fn last_seen_all(&self, owner: UserId) -> Result<Vec<Sighting>, QueryError> {
+        Ok(self.store.last_seen(owner, None).await?)
+    }
+
+    pub async fn detections(
+        &self,
+        owner: UserId,
+        filter: DetectionFilter,
+    ) -> Result<DetectionPage, QueryError> {
+        let limit = filter.limit.unwrap_or(self.default_page_size);
+        if limit == 0 || limit > self.max_page_size {
+            return Err(QueryError::Limit(self.max_page_size));
+        }
+        if let (Some(since), Some(until)) = (filter.since, filter.until)
+            && since >= until
+        {
+            return Err(QueryError::EmptyRange);
+        }
+        let after = filter.cursor.as_deref().map(cursor::decode).transpose()?;
+        let query = DetectionQuery {
+            owner,
+            label: filter.label,
+            device: filter.device,
+            since: filter.since,
+            until: filter.until,
+            after,
+            limit,
+        };
+        let items = self.store.detections(&query).await?;
+        let next_cursor = match items.last() {
+            Some(last) if items.len() == limit as usize => Some(cursor::encode(&Cursor {
+                captured_at: last.captured_at,
+                detection_id: last.id,
+            })),
+            _ => None,
+        };
+        Ok(DetectionPage { items, next_cursor })
+    }
+
+    pub async fn frame(&self, owner: UserId, id: FrameId) -> Result<StoredFrame, QueryError> {
+        self.store
+            .frame_of_owner(owner, id)
+            .await?
+            .ok_or(QueryError::NotFound)
+    }
+
+    /// The stored JPEG, or a copy with the detections drawn on it.
+    pub async fn image(
+        &self,
+        owner: UserId,
+        id: FrameId,
+        with_boxes: bool,
+    ) -> Result<Bytes, QueryError> {
+        let frame = self.frame(owner, id).await?;
+        let jpeg = self
+            .blobs
+            .get(&BlobKey::from_stored(frame.frame.blob_key.clone()))
+            .await?;
+        if !with_boxes {
+            return Ok(jpeg);
+        }
+        let max_pixels = self.max_image_pixels;
+        let drawn = tokio::task::spawn_blocking(move || {
+            render::draw_detections(&jpeg, &frame.detections, max_pixels)
+        })
+        .await
+        .map_err(|e| QueryError::Task(e.to_string()))??;
+        Ok(Bytes::from(drawn))
+    }
+}

@@ -1,0 +1,158 @@
+//! Drawing detection boxes and labels onto a frame, for `?boxes=true`.
+
+use std::io::Cursor;
+
+use font8x8::UnicodeFonts;
+use image::{Rgb, RgbImage};
+use lastseen_shared::Detection;
+
+use crate::detect::ImageError;
+
+const LINE: u32 = 3;
+const GLYPH: u32 = 8;
+const TEXT_SCALE: u32 = 2;
+const PALETTE: [[u8; 3]; 6] = [
+    [255, 64, 64],
+    [64, 200, 64],
+    [64, 128, 255],
+    [255, 190, 0],
+    [200, 64, 255],
+    [0, 210, 210],
+];
+const JPEG_QUALITY: u8 = 85;
+
+/// Decodes `jpeg`, draws each detection's box and `label score`, re-encodes.
+pub(super) fn draw_detections(
+    jpeg: &[u8],
+    detections: &[Detection],
+    max_pixels: u64,
+) -> Result<Vec<u8>, ImageError> {
+    let mut image = crate::detect::decode_jpeg(jpeg, max_pixels)?;
+    for (index, detection) in detections.iter().enumerate() {
+        let color = Rgb(PALETTE[index % PALETTE.len()]);
+        let b = detection.bbox;
+        let (x1, y1) = (b.x1.max(0.0) as u32, b.y1.max(0.0) as u32);
+        let (x2, y2) = (b.x2.max(0.0) as u32, b.y2.max(0.0) as u32);
+        draw_rect(&mut image, x1, y1, x2, y2, color);
+        let caption = format!("{} {:.2}", detection.label, detection.score);
+        let caption_height = GLYPH * TEXT_SCALE + 4;
+        let text_y = if y1 >= caption_height {
+            y1 - caption_height
+        } else {
+            y1
+        };
+        let caption_width = caption.chars().count() as u32 * GLYPH * TEXT_SCALE + 4;
+        fill_rect(
+            &mut image,
+            x1,
+            text_y,
+            x1 + caption_width,
+            text_y + caption_height,
+            color,
+        );
+        draw_text(&mut image, x1 + 2, text_y + 2, &caption, Rgb([0, 0, 0]));
+    }
+    let mut out = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
+        .encode_image(&image)
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+fn put(image: &mut RgbImage, x: u32, y: u32, color: Rgb<u8>) {
+    if x < image.width() && y < image.height() {
+        image.put_pixel(x, y, color);
+    }
+}
+
+fn fill_rect(image: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, color: Rgb<u8>) {
+    let (x2, y2) = (x2.min(image.width()), y2.min(image.height()));
+    for y in y1..y2 {
+        for x in x1..x2 {
+            put(image, x, y, color);
+        }
+    }
+}
+
+fn draw_rect(image: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, color: Rgb<u8>) {
+    fill_rect(image, x1, y1, x2 + 1, y1 + LINE, color);
+    fill_rect(
+        image,
+        x1,
+        y2.saturating_sub(LINE - 1),
+        x2 + 1,
+        y2 + 1,
+        color,
+    );
+    fill_rect(image, x1, y1, x1 + LINE, y2 + 1, color);
+    fill_rect(
+        image,
+        x2.saturating_sub(LINE - 1),
+        y1,
+        x2 + 1,
+        y2 + 1,
+        color,
+    );
+}
+
+fn draw_text(image: &mut RgbImage, x: u32, y: u32, text: &str, color: Rgb<u8>) {
+    for (index, ch) in text.chars().enumerate() {
+        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
+            continue;
+        };
+        let origin = x + index as u32 * GLYPH * TEXT_SCALE;
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..GLYPH {
+                if bits & (1 << col) != 0 {
+                    let (px, py) = (origin + col * TEXT_SCALE, y + row as u32 * TEXT_SCALE);
+                    fill_rect(image, px, py, px + TEXT_SCALE, py + TEXT_SCALE, color);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lastseen_shared::Label;
+
+    #[test]
+    fn draws_the_box_in_its_colour_and_keeps_the_size() {
+        let source = RgbImage::from_pixel(200, 100, Rgb([255, 255, 255]));
+        let mut jpeg = Cursor::new(Vec::new());
+        source
+            .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+            .unwrap();
+        let detection = Detection {
+            label: Label::parse("cup").unwrap(),
+            score: 0.9,
+            bbox: [50.0, 40.0, 150.0, 90.0].into(),
+        };
+        let drawn = draw_detections(jpeg.get_ref(), &[detection], 1 << 20).unwrap();
+        let image = image::load_from_memory(&drawn).unwrap().into_rgb8();
+        assert_eq!(image.dimensions(), (200, 100));
+        let edge = image.get_pixel(100, 89);
+        assert!(
+            edge[0] > 200 && edge[1] < 120 && edge[2] < 120,
+            "box edge is {edge:?}"
+        );
+        let inside = image.get_pixel(100, 65);
+        assert!(inside[1] > 200, "inside is {inside:?}");
+    }
+
+    #[test]
+    fn boxes_outside_the_image_do_not_panic() {
+        let source = RgbImage::from_pixel(20, 20, Rgb([0, 0, 0]));
+        let mut jpeg = Cursor::new(Vec::new());
+        source
+            .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+            .unwrap();
+        let detection = Detection {
+            label: Label::parse("dog").unwrap(),
+            score: 1.0,
+            bbox: [-50.0, 15.0, 5000.0, 9000.0].into(),
+        };
+        assert!(draw_detections(jpeg.get_ref(), &[detection], 1 << 20).is_ok());
+    }
+}

@@ -1,0 +1,13 @@
+//! Structured logs through `tracing`.
+
+use tracing_subscriber::EnvFilter;
+
+/// `RUST_LOG` wins over the configured filter when it is set.
+pub fn init(filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    // A second init (tests start many servers in one process) is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real server on a random port, used as a client would.
+
+mod accounts;
+mod bad_input;
+mod detector;
+mod helpers;
+mod ingest;
+mod queries;

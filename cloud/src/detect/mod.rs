@@ -1,8 +1,8 @@
 //! Object detection: ONNX Runtime sessions fed from a bounded queue.
 //!
 //! - [`runtime`] finds and loads the ONNX Runtime shared library once per process.
-//! - [`model`] wraps one session with the YOLOX pre/post-processing of the shared crate.
-//! - [`pool`] owns the queue and the worker threads. Inference is CPU-bound and
+//! - `model` wraps one session with the YOLOX pre/post-processing of the shared crate.
+//! - `pool` owns the queue and the worker threads. Inference is CPU-bound and
 //!   blocking, so it runs on dedicated threads, never on the async runtime.
 
 mod jpeg;

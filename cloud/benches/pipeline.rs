@@ -87,6 +87,20 @@ fn raw_onnx_fps(frames: usize, workers: usize, threads: usize) -> Result<f64> {
     Ok(frames as f64 / started.elapsed().as_secs_f64())
 }
 
+/// CPU time per frame of the work the pipeline adds before inference:
+/// JPEG decode and letterboxing, single-threaded, over the fixture bodies.
+fn decode_and_letterbox_ms(rounds: usize) -> Result<f64> {
+    let bodies = fixture_jpegs()?;
+    let mut preprocessor = lastseen_shared::yolox::Preprocessor::new(416);
+    let mut tensor = vec![0.0; preprocessor.tensor_len()];
+    let started = Instant::now();
+    for round in 0..rounds {
+        let image = lastseen_cloud::detect::decode_jpeg(&bodies[round % bodies.len()], u64::MAX)?;
+        preprocessor.run(&image, &mut tensor)?;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0 / rounds as f64)
+}
+
 async fn pipeline_fps(
     frames: usize,
     workers: usize,
@@ -198,6 +212,13 @@ fn main() -> Result<()> {
     println!("frames={frames} workers={workers} threads/worker={threads} clients={clients}");
     let raw = raw_onnx_fps(frames, workers, threads)?;
     println!("raw ONNX Runtime (inference only): {raw:.1} frames/s");
+    let extra_ms = decode_and_letterbox_ms(200)?;
+    let infer_ms = 1000.0 * workers as f64 / raw;
+    println!(
+        "decode + letterbox: {extra_ms:.2} ms/frame on one core, inference {infer_ms:.2} ms/frame/worker: \
+         a CPU-bound ceiling of {:.1}% before HTTP and storage",
+        100.0 * infer_ms / (infer_ms + extra_ms)
+    );
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -11,7 +11,9 @@ mod records;
 mod sqlite;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use lastseen_shared::{DeviceId, FrameId, Label, UserId};
+use uuid::Uuid;
 
 pub use records::{
     Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome, NewFrame,
@@ -52,6 +54,59 @@ pub trait Store: Send + Sync + 'static {
     /// The owner's devices, oldest first.
     async fn devices_of(&self, owner: UserId) -> StoreResult<Vec<DeviceRecord>>;
     async fn count_devices_of(&self, owner: UserId) -> StoreResult<u64>;
+
+    /// Replaces the password hash and voids every user token issued before
+    /// `tokens_valid_after`, in one statement. False when the user does not exist.
+    ///
+    /// Here and in every call below, a `tokens_valid_after` only moves forward:
+    /// an instant before the stored one leaves it, so no voided token comes back.
+    async fn update_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        tokens_valid_after: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Voids every user token issued before `at`. False when the user does not exist.
+    async fn set_user_tokens_valid_after(&self, id: UserId, at: DateTime<Utc>)
+    -> StoreResult<bool>;
+    /// Deletes the user with their devices, frames, detections and `last_seen`
+    /// rows, in one transaction, and returns the blob keys of the deleted
+    /// frames so the caller can delete the images. None when no such user.
+    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Vec<String>>>;
+
+    /// Remembers a single revoked token (logout) until it would expire anyway.
+    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    async fn is_token_revoked(&self, jti: Uuid) -> StoreResult<bool>;
+    /// Forgets revocations whose tokens have expired (`expires_at < now`; one
+    /// expiring at `now` stays); returns how many. Revoking again keeps the later expiry.
+    async fn purge_expired_revocations(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// The device-changing calls below act only on a device of `owner` and
+    /// return the device as it is afterwards, or None when `owner` has no such device.
+    async fn rename_device(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        name: &str,
+    ) -> StoreResult<Option<DeviceRecord>>;
+    /// Voids the device's tokens issued before `at` (rotation).
+    async fn set_device_tokens_valid_after(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<DeviceRecord>>;
+    /// Sets `revoked_at` (keeping an earlier one) and voids its tokens issued
+    /// before `at`, as rotation does; history stays.
+    async fn revoke_device(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<DeviceRecord>>;
+    /// Deletes the device with its frames, detections and `last_seen` rows in
+    /// one transaction; returns the blob keys of the deleted frames.
+    async fn delete_device(&self, owner: UserId, id: DeviceId) -> StoreResult<Option<Vec<String>>>;
 
     /// The frame a device already sent with this `seq`, with its detections.
     async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>>;

@@ -10,6 +10,9 @@ pub struct UserRecord {
     /// Argon2id PHC string; never leaves the auth module.
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
+    /// User tokens issued before this instant are void ("log out everywhere",
+    /// password change). Starts at `created_at`.
+    pub tokens_valid_after: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -17,7 +20,13 @@ pub struct DeviceRecord {
     pub id: DeviceId,
     pub owner: UserId,
     pub name: String,
+    /// What sort of device it is (`camera`, `pi`, `hololens`, ...), validated by the domain.
+    pub kind: String,
     pub created_at: DateTime<Utc>,
+    /// Device tokens issued before this instant are void (token rotation). Starts at `created_at`.
+    pub tokens_valid_after: DateTime<Utc>,
+    /// A revoked device can no longer send; its history stays.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// A frame about to be stored. Its image is already in the blob store under `blob_key`.

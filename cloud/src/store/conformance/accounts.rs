@@ -105,3 +105,46 @@ pub(crate) async fn devices_are_listed_oldest_first_and_counted_per_owner(store:
     assert!(store.devices_of(nobody.id).await.unwrap().is_empty());
     assert_eq!(store.count_devices_of(nobody.id).await.unwrap(), 0);
 }
+
+pub(crate) async fn token_and_revocation_fields_round_trip(store: &dyn Store) {
+    let alice = UserRecord {
+        id: UserId::new(),
+        username: format!("user-{}", UserId::new()),
+        password_hash: "hash".into(),
+        created_at: at(0),
+        tokens_valid_after: at(5),
+    };
+    store.create_user(&alice).await.unwrap();
+    assert_eq!(
+        store.user_by_id(alice.id).await.unwrap().as_ref(),
+        Some(&alice)
+    );
+    assert_eq!(
+        store.user_by_username(&alice.username).await.unwrap(),
+        Some(alice.clone())
+    );
+
+    let revoked = DeviceRecord {
+        id: DeviceId::new(),
+        owner: alice.id,
+        name: "visor".into(),
+        kind: "hololens".into(),
+        created_at: at(1),
+        tokens_valid_after: at(7),
+        revoked_at: Some(at(9)),
+    };
+    store.create_device(&revoked).await.unwrap();
+    let camera = device_at(store, &alice, "kitchen", 2).await;
+    assert_eq!(
+        store.device(revoked.id).await.unwrap().as_ref(),
+        Some(&revoked)
+    );
+    assert_eq!(
+        store.device(camera.id).await.unwrap().as_ref(),
+        Some(&camera)
+    );
+    assert_eq!(
+        store.devices_of(alice.id).await.unwrap(),
+        vec![revoked, camera]
+    );
+}

@@ -10,6 +10,9 @@
 //! whole microseconds, the precision every backend keeps.
 
 pub(crate) mod accounts;
+pub(crate) mod credentials;
+pub(crate) mod deletion;
+pub(crate) mod device_changes;
 pub(crate) mod frames;
 pub(crate) mod listings;
 pub(crate) mod sightings;
@@ -31,6 +34,17 @@ macro_rules! store_conformance_tests {
             accounts::taken_username_is_a_conflict,
             accounts::hostile_usernames_are_matched_literally,
             accounts::devices_are_listed_oldest_first_and_counted_per_owner,
+            accounts::token_and_revocation_fields_round_trip,
+            credentials::password_update_replaces_the_hash_and_moves_tokens_valid_after,
+            credentials::user_tokens_valid_after_moves_forward_only,
+            credentials::revoked_tokens_are_remembered_until_purged_after_expiry,
+            device_changes::device_changes_return_the_device_as_it_is_afterwards,
+            device_changes::revoking_keeps_the_first_revoked_at_and_voids_tokens_again,
+            device_changes::device_tokens_valid_after_moves_forward_only,
+            device_changes::another_owners_device_is_neither_changed_nor_deleted,
+            deletion::deleting_a_user_removes_all_their_rows_and_returns_their_blob_keys,
+            deletion::deleting_a_user_without_devices_returns_no_keys,
+            deletion::deleting_a_device_removes_its_history_and_nothing_else,
             frames::stored_frame_is_read_back_by_seq_and_by_its_owner_only,
             frames::frame_without_detections_is_stored,
             frames::duplicate_seq_is_stored_once,
@@ -78,6 +92,7 @@ async fn user_named(store: &dyn Store, username: String) -> UserRecord {
         username,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_at: at(0),
+        tokens_valid_after: at(0),
     };
     store.create_user(&user).await.unwrap();
     user
@@ -97,7 +112,10 @@ async fn device_at(
         id: DeviceId::new(),
         owner: owner.id,
         name: name.into(),
+        kind: "camera".into(),
         created_at: at(created),
+        tokens_valid_after: at(created),
+        revoked_at: None,
     };
     store.create_device(&device).await.unwrap();
     device
@@ -187,4 +205,78 @@ fn sighting_of(device: &DeviceRecord, frame: &NewFrame, detection: &Detection) -
         score: detection.score,
         bbox: detection.bbox,
     }
+}
+
+/// Everything the public reads tell about one user, for before/after
+/// comparisons: "nothing changed" is `snapshot(..) == before`, and "nothing
+/// left" is [`Snapshot::gone`].
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    by_id: Option<UserRecord>,
+    by_name: Option<UserRecord>,
+    devices: Vec<DeviceRecord>,
+    device_count: u64,
+    each_device: Vec<Option<DeviceRecord>>,
+    frames_of_owner: Vec<Option<StoredFrame>>,
+    frames_by_seq: Vec<Option<StoredFrame>>,
+    last_seen: Vec<Sighting>,
+    detections: Vec<DetectionRow>,
+}
+
+impl Snapshot {
+    /// What [`snapshot`] must show once the user and all their rows are gone.
+    fn gone(devices: usize, frames: usize) -> Self {
+        Self {
+            by_id: None,
+            by_name: None,
+            devices: Vec::new(),
+            device_count: 0,
+            each_device: vec![None; devices],
+            frames_of_owner: vec![None; frames],
+            frames_by_seq: vec![None; frames],
+            last_seen: Vec::new(),
+            detections: Vec::new(),
+        }
+    }
+}
+
+/// `devices` and `frames` name what to look up one by one.
+async fn snapshot(
+    store: &dyn Store,
+    user: &UserRecord,
+    devices: &[&DeviceRecord],
+    frames: &[&NewFrame],
+) -> Snapshot {
+    let mut each_device = Vec::new();
+    for device in devices {
+        each_device.push(store.device(device.id).await.unwrap());
+    }
+    let mut frames_of_owner = Vec::new();
+    let mut frames_by_seq = Vec::new();
+    for frame in frames {
+        frames_of_owner.push(store.frame_of_owner(user.id, frame.id).await.unwrap());
+        frames_by_seq.push(store.frame_by_seq(frame.device, frame.seq).await.unwrap());
+    }
+    Snapshot {
+        by_id: store.user_by_id(user.id).await.unwrap(),
+        by_name: store.user_by_username(&user.username).await.unwrap(),
+        devices: store.devices_of(user.id).await.unwrap(),
+        device_count: store.count_devices_of(user.id).await.unwrap(),
+        each_device,
+        frames_of_owner,
+        frames_by_seq,
+        last_seen: store.last_seen(user.id, None).await.unwrap(),
+        detections: store.detections(&query(user)).await.unwrap(),
+    }
+}
+
+fn sorted_keys(frames: &[&NewFrame]) -> Vec<String> {
+    let mut keys: Vec<String> = frames.iter().map(|f| f.blob_key.clone()).collect();
+    keys.sort();
+    keys
+}
+
+fn sorted(mut keys: Vec<String>) -> Vec<String> {
+    keys.sort();
+    keys
 }

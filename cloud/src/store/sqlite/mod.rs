@@ -3,34 +3,41 @@
 //! Invariants:
 //! - Every connection runs with `foreign_keys = ON`, so cascades and the
 //!   `(device, owner)` consistency keys in the schema are enforced.
-//! - All writes of one frame happen in one `BEGIN IMMEDIATE` transaction.
+//! - All writes of one frame happen in one `BEGIN IMMEDIATE` transaction, and
+//!   so does each deletion of a user or device with the read of its blob keys.
 //! - Timestamps are stored as integer microseconds (UTC): anything finer is
 //!   truncated, exactly as Postgres `timestamptz` would.
 //! - Values read back are checked; a row that does not fit its Rust type is
 //!   [`StoreError::Corrupt`], never a panic.
 //! - SQL text is static or built with `QueryBuilder`; every value is bound.
 
+mod accounts;
+mod devices;
 mod ingest;
 mod reads;
 mod rows;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_accounts;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use lastseen_shared::{DeviceId, FrameId, Label, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use uuid::Uuid;
 
 use super::{
     DetectionQuery, DetectionRow, DeviceRecord, InsertOutcome, NewFrame, Sighting, Store,
     StoreError, StoreResult, StoredFrame, UserRecord,
 };
-use rows::{db, micros};
+use rows::db;
 
 /// How long a connection waits for another one's write lock before failing
 /// with `SQLITE_BUSY`. Writes are short, so this only trips under real overload.
@@ -101,18 +108,6 @@ impl SqliteStore {
     }
 }
 
-/// A taken username is the one unique violation the domain must tell apart.
-fn user_insert_error(error: sqlx::Error) -> StoreError {
-    let taken = error
-        .as_database_error()
-        .is_some_and(|e| e.is_unique_violation() && e.message().contains("users.username"));
-    if taken {
-        StoreError::Conflict("username")
-    } else {
-        db(error)
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -124,82 +119,95 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(user.id.as_uuid())
-        .bind(&user.username)
-        .bind(&user.password_hash)
-        .bind(micros(user.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(user_insert_error)?;
-        Ok(())
+        accounts::create_user(&self.pool, user).await
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE username = ?")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::user(&row))
-            .transpose()
+        accounts::user_by_username(&self.pool, username).await
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = ?")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::user(&row))
-            .transpose()
+        accounts::user_by_id(&self.pool, id).await
     }
 
     async fn create_device(&self, device: &DeviceRecord) -> StoreResult<()> {
-        sqlx::query("INSERT INTO devices (id, owner_id, name, created_at) VALUES (?, ?, ?, ?)")
-            .bind(device.id.as_uuid())
-            .bind(device.owner.as_uuid())
-            .bind(&device.name)
-            .bind(micros(device.created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
+        devices::create_device(&self.pool, device).await
     }
 
     async fn device(&self, id: DeviceId) -> StoreResult<Option<DeviceRecord>> {
-        sqlx::query("SELECT id, owner_id, name, created_at FROM devices WHERE id = ?")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::device(&row))
-            .transpose()
+        devices::device(&self.pool, id).await
     }
 
     async fn devices_of(&self, owner: UserId) -> StoreResult<Vec<DeviceRecord>> {
-        sqlx::query(
-            "SELECT id, owner_id, name, created_at FROM devices WHERE owner_id = ? \
-             ORDER BY created_at, id",
-        )
-        .bind(owner.as_uuid())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?
-        .iter()
-        .map(rows::device)
-        .collect()
+        devices::devices_of(&self.pool, owner).await
     }
 
     async fn count_devices_of(&self, owner: UserId) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE owner_id = ?")
-            .bind(owner.as_uuid())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        u64::try_from(count).map_err(|_| StoreError::Corrupt(format!("device count {count}")))
+        devices::count_devices_of(&self.pool, owner).await
+    }
+
+    async fn update_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        tokens_valid_after: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        accounts::update_password(&self.pool, id, password_hash, tokens_valid_after).await
+    }
+
+    async fn set_user_tokens_valid_after(
+        &self,
+        id: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        accounts::set_user_tokens_valid_after(&self.pool, id, at).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Vec<String>>> {
+        accounts::delete_user(&self.pool, id).await
+    }
+
+    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        accounts::revoke_token(&self.pool, jti, expires_at).await
+    }
+
+    async fn is_token_revoked(&self, jti: Uuid) -> StoreResult<bool> {
+        accounts::is_token_revoked(&self.pool, jti).await
+    }
+
+    async fn purge_expired_revocations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        accounts::purge_expired_revocations(&self.pool, now).await
+    }
+
+    async fn rename_device(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        name: &str,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        devices::rename_device(&self.pool, owner, id, name).await
+    }
+
+    async fn set_device_tokens_valid_after(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        devices::set_device_tokens_valid_after(&self.pool, owner, id, at).await
+    }
+
+    async fn revoke_device(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        devices::revoke_device(&self.pool, owner, id, at).await
+    }
+
+    async fn delete_device(&self, owner: UserId, id: DeviceId) -> StoreResult<Option<Vec<String>>> {
+        devices::delete_device(&self.pool, owner, id).await
     }
 
     async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {

@@ -52,7 +52,15 @@ fn id<T>(row: &SqliteRow, column: &str, wrap: fn(Uuid) -> T) -> StoreResult<T> {
 }
 
 fn time(row: &SqliteRow, column: &str) -> StoreResult<DateTime<Utc>> {
-    let value: i64 = get(row, column)?;
+    from_micros(column, get(row, column)?)
+}
+
+fn optional_time(row: &SqliteRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    let value: Option<i64> = get(row, column)?;
+    value.map(|value| from_micros(column, value)).transpose()
+}
+
+fn from_micros(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
     DateTime::from_timestamp_micros(value)
         .ok_or_else(|| StoreError::Corrupt(format!("column {column}: {value} is not a time")))
 }
@@ -91,23 +99,43 @@ pub(super) fn detection(row: &SqliteRow) -> StoreResult<Detection> {
     })
 }
 
-/// Columns: `id, username, password_hash, created_at`.
+/// The columns [`user`] reads, as a literal for `concat!`.
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, created_at, tokens_valid_after"
+    };
+}
+pub(super) use user_columns;
+
+/// The columns [`device`] reads, as a literal for `concat!`.
+macro_rules! device_columns {
+    () => {
+        "id, owner_id, name, kind, created_at, tokens_valid_after, revoked_at"
+    };
+}
+pub(super) use device_columns;
+
+/// Columns: [`user_columns`].
 pub(super) fn user(row: &SqliteRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
         id: id(row, "id", UserId::from_uuid)?,
         username: get(row, "username")?,
         password_hash: get(row, "password_hash")?,
         created_at: time(row, "created_at")?,
+        tokens_valid_after: time(row, "tokens_valid_after")?,
     })
 }
 
-/// Columns: `id, owner_id, name, created_at`.
+/// Columns: [`device_columns`].
 pub(super) fn device(row: &SqliteRow) -> StoreResult<DeviceRecord> {
     Ok(DeviceRecord {
         id: id(row, "id", DeviceId::from_uuid)?,
         owner: id(row, "owner_id", UserId::from_uuid)?,
         name: get(row, "name")?,
+        kind: get(row, "kind")?,
         created_at: time(row, "created_at")?,
+        tokens_valid_after: time(row, "tokens_valid_after")?,
+        revoked_at: optional_time(row, "revoked_at")?,
     })
 }
 

@@ -8,7 +8,7 @@ use super::reads::{LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, push_detection_listing};
 use crate::store::conformance::store_conformance_tests;
 use crate::store::{Cursor, DetectionQuery, DeviceRecord, Store, StoreError, UserRecord};
 
-async fn fresh() -> (SqliteStore, TempDir) {
+pub(super) async fn fresh() -> (SqliteStore, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_in(dir.path()).await.unwrap();
     (store, dir)
@@ -16,11 +16,11 @@ async fn fresh() -> (SqliteStore, TempDir) {
 
 store_conformance_tests!(fresh);
 
-fn epoch() -> DateTime<Utc> {
+pub(super) fn epoch() -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000, 0).unwrap()
 }
 
-async fn plan_of(store: &SqliteStore, mut sql: QueryBuilder<Sqlite>) -> String {
+pub(super) async fn plan_of(store: &SqliteStore, mut sql: QueryBuilder<Sqlite>) -> String {
     let rows: Vec<(i64, i64, i64, String)> =
         sql.build_query_as().fetch_all(&store.pool).await.unwrap();
     rows.into_iter()
@@ -99,6 +99,7 @@ async fn data_survives_reopening_and_migrations_run_once() {
         username: "alice".into(),
         password_hash: "hash".into(),
         created_at: epoch(),
+        tokens_valid_after: epoch(),
     };
     {
         let store = SqliteStore::open_in(dir.path()).await.unwrap();
@@ -143,13 +144,17 @@ async fn rows_that_do_not_fit_are_corrupt_errors_not_panics() {
         username: "alice".into(),
         password_hash: "hash".into(),
         created_at: epoch(),
+        tokens_valid_after: epoch(),
     };
     store.create_user(&user).await.unwrap();
     let device = DeviceRecord {
         id: DeviceId::new(),
         owner: user.id,
         name: "cam".into(),
+        kind: "camera".into(),
         created_at: epoch(),
+        tokens_valid_after: epoch(),
+        revoked_at: None,
     };
     store.create_device(&device).await.unwrap();
 

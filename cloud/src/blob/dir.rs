@@ -33,23 +33,8 @@ impl DirBlobStore {
     }
 
     fn path_of(&self, key: &BlobKey) -> BlobResult<PathBuf> {
-        validate(key)?;
+        key.validate()?;
         Ok(self.root.join(key.as_str()))
-    }
-}
-
-/// Keys are built from ids, so this only ever fails on a bug or a tampered
-/// database; it is checked anyway because the key becomes a path.
-fn validate(key: &BlobKey) -> BlobResult<()> {
-    let valid_segment = |segment: &str| {
-        !segment.is_empty()
-            && !segment.starts_with('.')
-            && segment.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
-    };
-    if key.as_str().split('/').all(valid_segment) {
-        Ok(())
-    } else {
-        Err(BlobError::InvalidKey(key.as_str().to_owned()))
     }
 }
 

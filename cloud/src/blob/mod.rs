@@ -6,12 +6,14 @@
 #[cfg(test)]
 mod conformance;
 mod dir;
+mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use lastseen_shared::DeviceId;
 
 pub use dir::DirBlobStore;
+pub use s3::{S3BlobStore, S3Settings};
 
 /// Where one object lives inside a blob store: `/`-separated, ASCII, no `..`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -32,6 +34,26 @@ impl BlobKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Every backend checks this before using a key: `/`-separated segments,
+    /// each non-empty, printable ASCII without `\`, not starting with `.`
+    /// (so no `..`, and no clash with a store's temporary files).
+    ///
+    /// Keys are built from ids, so this only ever fails on a bug or a
+    /// tampered database; it is checked anyway because the key becomes a
+    /// path or an object name.
+    pub fn validate(&self) -> BlobResult<()> {
+        let valid_segment = |segment: &str| {
+            !segment.is_empty()
+                && !segment.starts_with('.')
+                && segment.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        };
+        if self.0.split('/').all(valid_segment) {
+            Ok(())
+        } else {
+            Err(BlobError::InvalidKey(self.0.clone()))
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +64,10 @@ pub enum BlobError {
     InvalidKey(String),
     #[error("blob store i/o failed")]
     Io(#[from] std::io::Error),
+    /// A remote store (S3) failed or refused; the message names the
+    /// operation and the server's answer, never a credential.
+    #[error("{0}")]
+    Backend(String),
 }
 
 pub type BlobResult<T> = Result<T, BlobError>;

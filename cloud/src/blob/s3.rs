@@ -1,0 +1,501 @@
+//! Blobs as objects in one S3 bucket (production: MinIO, Garage, AWS, any
+//! S3-compatible server).
+//!
+//! Invariants:
+//! - A key names the object `<bucket>/<key>`. Keys are validated with the same
+//!   rule as the directory store ([`BlobKey::validate`]) before any request.
+//! - `put` is one `PutObject`: S3 shows readers the previous object or the
+//!   whole new one, and it returns once the server has stored the object.
+//! - Error messages name the operation, the object and the server's answer,
+//!   never a credential (the secret only ever reaches the request signer).
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use bytes::Bytes;
+
+use super::{BlobError, BlobKey, BlobResult, BlobStore};
+use crate::config::Secret;
+
+/// Content type of every object: the store only keeps JPEG frames.
+const CONTENT_TYPE: &str = "image/jpeg";
+/// A server that does not accept a connection in this time is down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One attempt of one request (a frame is at most a few MB); the SDK retries
+/// a timed-out attempt like any other transient failure.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the bucket is and how to reach it (see the `s3_*` settings).
+#[derive(Clone, Debug)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// `None` means AWS itself, addressed by `region`.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// `http://host/bucket/key` rather than `http://bucket.host/key`; most
+    /// self-hosted servers (MinIO, Garage) want path style.
+    pub path_style: bool,
+    /// Create the bucket on `open` when it does not exist.
+    pub create_bucket: bool,
+}
+
+/// A [`BlobStore`] in one S3 bucket.
+#[derive(Clone)]
+pub struct S3BlobStore {
+    client: Client,
+    bucket: String,
+    /// The endpoint (or AWS region) for error messages.
+    server: String,
+}
+
+impl fmt::Debug for S3BlobStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3BlobStore")
+            .field("bucket", &self.bucket)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3BlobStore {
+    /// Connects and checks the bucket (`HeadBucket`); a missing bucket is
+    /// created when `create_bucket` allows it, else it is an error that says
+    /// what to do.
+    pub async fn open(settings: S3Settings) -> BlobResult<Self> {
+        let server = match &settings.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => format!("AWS {}", settings.region),
+        };
+        let store = Self {
+            client: Client::from_conf(client_config(&settings)),
+            bucket: settings.bucket.clone(),
+            server,
+        };
+        store
+            .ensure_bucket(settings.create_bucket, &settings.region)
+            .await?;
+        Ok(store)
+    }
+
+    async fn ensure_bucket(&self, create: bool, region: &str) -> BlobResult<()> {
+        let error = match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        // HEAD answers have no body, so a missing bucket is only a 404.
+        if http_status(&error) != Some(404) {
+            return Err(self.error("check bucket", None, &error));
+        }
+        if !create {
+            return Err(BlobError::Backend(format!(
+                "S3 bucket `{}` does not exist at {}: create it, or set s3_create_bucket = true \
+                 to let lastseen create it",
+                self.bucket, self.server
+            )));
+        }
+        let mut request = self.client.create_bucket().bucket(&self.bucket);
+        // us-east-1 is the one region that must not be named here.
+        if region != "us-east-1" {
+            request = request.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        match request.send().await {
+            Ok(_) => {
+                tracing::info!(bucket = %self.bucket, server = %self.server, "created the S3 bucket");
+                Ok(())
+            }
+            // Another node created it in the meantime.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_bucket_already_owned_by_you()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(self.error("create bucket", None, &error)),
+        }
+    }
+
+    /// A [`BlobError::Backend`] naming the action, the object and the
+    /// server's answer; an [`SdkError`]'s own display says only "service error".
+    fn error<E>(&self, action: &str, key: Option<&BlobKey>, error: &SdkError<E>) -> BlobError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let object = match key {
+            Some(key) => format!("s3://{}/{}", self.bucket, key.as_str()),
+            None => format!("s3://{}", self.bucket),
+        };
+        let status = http_status(error);
+        let answer = match (error.as_service_error(), status) {
+            (Some(service), Some(status)) => {
+                let mut answer = format!("HTTP {status}");
+                if let Some(code) = service.code() {
+                    answer.push_str(&format!(" {code}"));
+                }
+                if let Some(message) = service.message() {
+                    answer.push_str(&format!(": {message}"));
+                }
+                answer
+            }
+            _ => causes(error),
+        };
+        let hint = match status {
+            Some(401 | 403) => {
+                "; check s3_access_key_id, s3_secret_access_key and the bucket's policy"
+            }
+            Some(301 | 307) => "; check s3_region (the bucket is in another region)",
+            _ => "",
+        };
+        BlobError::Backend(format!(
+            "S3 {action} {object} at {} failed: {answer}{hint}",
+            self.server
+        ))
+    }
+}
+
+fn client_config(settings: &S3Settings) -> aws_sdk_s3::Config {
+    let credentials = Credentials::new(
+        &settings.access_key_id,
+        settings.secret_access_key.expose(),
+        None,
+        None,
+        "lastseen-config",
+    );
+    let mut config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(settings.region.clone()))
+        .credentials_provider(credentials)
+        .force_path_style(settings.path_style)
+        // Checksums only where S3 requires them: several S3-compatible servers
+        // reject or mishandle the newer default (CRC32 on every upload).
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
+    if let Some(endpoint) = &settings.endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    config.build()
+}
+
+/// `error: its source: ...`, the whole chain on one line; an SDK error's own
+/// display stops at the first link ("dispatch failure").
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn http_status<E>(error: &SdkError<E>) -> Option<u16> {
+    error
+        .raw_response()
+        .map(|response| response.status().as_u16())
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(&self, key: &BlobKey, bytes: Bytes) -> BlobResult<()> {
+        key.validate()?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(CONTENT_TYPE)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|error| self.error("put", Some(key), &error))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {
+        key.validate()?;
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Err(BlobError::NotFound(key.as_str().to_owned()));
+            }
+            Err(error) => return Err(self.error("get", Some(key), &error)),
+        };
+        let body = output.body.collect().await.map_err(|error| {
+            BlobError::Backend(format!(
+                "S3 get s3://{}/{} at {} failed while reading the body: {}",
+                self.bucket,
+                key.as_str(),
+                self.server,
+                causes(&error)
+            ))
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
+        key.validate()?;
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // S3 answers 204 for a missing key; a few compatible servers say 404.
+            Err(error) if http_status(&error) == Some(404) && error.code() == Some("NoSuchKey") => {
+                Ok(())
+            }
+            Err(error) => Err(self.error("delete", Some(key), &error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::conformance::blob_conformance_tests;
+    use lastseen_shared::DeviceId;
+    use uuid::Uuid;
+
+    /// The S3 server the tests run against; `scripts/test` starts one
+    /// (`scripts/s3-server`) and exports these.
+    struct TestServer {
+        endpoint: String,
+        access_key: String,
+        secret_key: String,
+    }
+
+    const ENDPOINT: &str = "LASTSEEN_TEST_S3_ENDPOINT";
+    const ACCESS_KEY: &str = "LASTSEEN_TEST_S3_ACCESS_KEY";
+    const SECRET_KEY: &str = "LASTSEEN_TEST_S3_SECRET_KEY";
+
+    /// Panics when no server is configured: a skipped S3 suite would pass
+    /// while testing nothing.
+    fn server() -> TestServer {
+        let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        if let (Some(endpoint), Some(access_key), Some(secret_key)) =
+            (var(ENDPOINT), var(ACCESS_KEY), var(SECRET_KEY))
+        {
+            return TestServer {
+                endpoint,
+                access_key,
+                secret_key,
+            };
+        }
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "CI has no S3 server for the S3 blob store tests: {ENDPOINT}, {ACCESS_KEY} and \
+                 {SECRET_KEY} must be set; scripts/test starts one with scripts/s3-server"
+            );
+        }
+        panic!(
+            "no S3 server for the S3 blob store tests ({ENDPOINT}, {ACCESS_KEY}, {SECRET_KEY} \
+             unset): run scripts/test (it starts the S3 server), or \
+             `eval \"$(scripts/s3-server start)\"` before cargo test"
+        );
+    }
+
+    fn fresh_bucket() -> String {
+        format!("lastseen-test-{}", Uuid::now_v7().simple())
+    }
+
+    fn settings(server: &TestServer, bucket: &str, create_bucket: bool) -> S3Settings {
+        S3Settings {
+            bucket: bucket.to_owned(),
+            endpoint: Some(server.endpoint.clone()),
+            region: "us-east-1".to_owned(),
+            access_key_id: server.access_key.clone(),
+            secret_access_key: Secret::new(server.secret_key.clone()),
+            path_style: true,
+            create_bucket,
+        }
+    }
+
+    /// A store on a bucket of its own; the server's temporary root (removed
+    /// by `scripts/s3-server stop`) takes the buckets away.
+    async fn fresh() -> (S3BlobStore, ()) {
+        let server = server();
+        let store = S3BlobStore::open(settings(&server, &fresh_bucket(), true))
+            .await
+            .unwrap();
+        (store, ())
+    }
+
+    blob_conformance_tests!(fresh);
+
+    /// A second client, configured here rather than by `client_config`, with
+    /// the SDK's default checksums: it sees what is really on the server.
+    fn independent_client(server: &TestServer) -> Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&server.endpoint)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(
+                &server.access_key,
+                &server.secret_key,
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn backend_message(error: BlobError) -> String {
+        match error {
+            BlobError::Backend(message) => message,
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn blobs_land_on_the_server_under_their_key() {
+        let server = server();
+        let (store, ()) = fresh().await;
+        let key = BlobKey::for_frame(DeviceId::new(), 42);
+        let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        store.put(&key, Bytes::from(data.clone())).await.unwrap();
+
+        let raw = independent_client(&server);
+        let object = raw
+            .get_object()
+            .bucket(&store.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(object.content_type(), Some(CONTENT_TYPE));
+        let body = object.body.collect().await.unwrap().into_bytes();
+        assert_eq!(body, data);
+
+        store.delete(&key).await.unwrap();
+        let head = raw
+            .head_object()
+            .bucket(&store.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            head.as_service_error().is_some_and(|e| e.is_not_found()),
+            "{head:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_store_on_an_existing_bucket_sees_the_same_blobs() {
+        let server = server();
+        let bucket = fresh_bucket();
+        let first = S3BlobStore::open(settings(&server, &bucket, true))
+            .await
+            .unwrap();
+        let key = BlobKey::for_frame(DeviceId::new(), 1);
+        first.put(&key, Bytes::from_static(b"jpeg")).await.unwrap();
+        // Opening an existing bucket needs no create permission.
+        let second = S3BlobStore::open(settings(&server, &bucket, false))
+            .await
+            .unwrap();
+        assert_eq!(second.get(&key).await.unwrap(), Bytes::from_static(b"jpeg"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_bucket_without_create_permission_is_a_clear_error() {
+        let server = server();
+        let bucket = fresh_bucket();
+        let error = S3BlobStore::open(settings(&server, &bucket, false))
+            .await
+            .unwrap_err();
+        let message = backend_message(error);
+        assert!(
+            message.contains(&format!("`{bucket}` does not exist")),
+            "{message}"
+        );
+        assert!(message.contains("s3_create_bucket"), "{message}");
+        assert!(message.contains(&server.endpoint), "{message}");
+        // And nothing was created behind the operator's back.
+        let head = independent_client(&server)
+            .head_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            head.as_service_error().is_some_and(|e| e.is_not_found()),
+            "{head:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_credentials_are_a_clear_error_without_the_secret() {
+        let server = server();
+        let bucket = fresh_bucket();
+        S3BlobStore::open(settings(&server, &bucket, true))
+            .await
+            .unwrap();
+        let wrong_secret = "wrong-secret-9f8e7d6c5b4a";
+        let wrong = S3Settings {
+            secret_access_key: Secret::new(wrong_secret),
+            ..settings(&server, &bucket, true)
+        };
+        let message = backend_message(S3BlobStore::open(wrong).await.unwrap_err());
+        assert!(message.contains("HTTP 403"), "{message}");
+        assert!(message.contains("s3_secret_access_key"), "{message}");
+        assert!(!message.contains(wrong_secret), "{message}");
+        assert!(!message.contains(&server.secret_key), "{message}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_clear_error() {
+        // Port 1 (tcpmux) is not served here; the connection is refused.
+        let unreachable = S3Settings {
+            bucket: "lastseen-unreachable".to_owned(),
+            endpoint: Some("http://127.0.0.1:1".to_owned()),
+            region: "us-east-1".to_owned(),
+            access_key_id: "key".to_owned(),
+            secret_access_key: Secret::new("secret-not-shown"),
+            path_style: true,
+            create_bucket: true,
+        };
+        let message = backend_message(S3BlobStore::open(unreachable).await.unwrap_err());
+        assert!(
+            message.contains("check bucket s3://lastseen-unreachable"),
+            "{message}"
+        );
+        assert!(message.contains("http://127.0.0.1:1"), "{message}");
+        assert!(!message.contains("secret-not-shown"), "{message}");
+    }
+}

@@ -45,6 +45,23 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Directory of the local blob store; default `<data_dir>/blobs`.
     pub blob_dir: Option<PathBuf>,
+    /// S3 bucket for the images; when set, blobs go there instead of `blob_dir`.
+    pub s3_bucket: Option<String>,
+    /// S3 server URL, e.g. `http://127.0.0.1:9000` for MinIO; unset means AWS
+    /// (addressed by `s3_region`).
+    pub s3_endpoint: Option<String>,
+    /// S3 region: signs the requests, and picks the AWS endpoint.
+    pub s3_region: String,
+    /// S3 access key id; required with `s3_bucket`.
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key; required with `s3_bucket`.
+    pub s3_secret_access_key: Option<Secret>,
+    /// Path-style requests (`<endpoint>/<bucket>/<key>`), which MinIO and
+    /// Garage expect; false for virtual-hosted style (`<bucket>.<endpoint>/<key>`).
+    pub s3_path_style: bool,
+    /// Create `s3_bucket` at startup when it does not exist (else that is an
+    /// error).
+    pub s3_create_bucket: bool,
     /// Largest number of pooled SQL connections.
     pub db_max_connections: u32,
 
@@ -85,6 +102,15 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Failed logins per username, and per client address, within
+    /// `login_window_secs` before further attempts get 429.
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+    /// Header carrying the client address when behind a trusted proxy (e.g.
+    /// `x-real-ip` from nginx); unset means the TCP peer address.
+    pub client_ip_header: Option<String>,
+    /// Origins allowed to call the API from a browser (CORS); empty is off.
+    pub cors_allowed_origins: Vec<String>,
 
     /// `tracing` filter, e.g. `info` or `lastseen_cloud=debug,info`.
     pub log: String,
@@ -97,6 +123,13 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             blob_dir: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".to_owned(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_path_style: true,
+            s3_create_bucket: false,
             db_max_connections: 8,
             model_path: PathBuf::from("../shared/models/yolox_nano.onnx"),
             onnxruntime_lib: None,
@@ -120,6 +153,10 @@ impl Default for Config {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            login_max_failures: 10,
+            login_window_secs: 300,
+            client_ip_header: None,
+            cors_allowed_origins: Vec::new(),
             log: "info".to_owned(),
         }
     }
@@ -132,6 +169,17 @@ fn is_setting(key: &str) -> bool {
         .ok()
         .and_then(|value| value.as_object().map(|fields| fields.contains_key(key)))
         .unwrap_or(false)
+}
+
+/// S3's bucket naming rule, short of the IP-address and prefix exceptions.
+fn is_bucket_name(name: &str) -> bool {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && edge(name.as_bytes().first())
+        && edge(name.as_bytes().last())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 /// Every problem found in a configuration, reported together.
@@ -229,9 +277,54 @@ impl Config {
             "argon2_parallelism must be at least 1",
         );
         check(
+            self.login_max_failures >= 1,
+            "login_max_failures must be at least 1",
+        );
+        check(
+            self.login_window_secs >= 1,
+            "login_window_secs must be at least 1",
+        );
+        check(
+            self.client_ip_header
+                .as_deref()
+                .is_none_or(|h| axum::http::HeaderName::try_from(h).is_ok()),
+            "client_ip_header must be a valid header name",
+        );
+        check(
+            self.cors_allowed_origins
+                .iter()
+                .all(|o| axum::http::HeaderValue::try_from(o.as_str()).is_ok()),
+            "cors_allowed_origins must be origins such as https://example.com",
+        );
+        check(
             self.jwt_secret.is_none() || self.jwt_secret_file.is_none(),
             "set jwt_secret or jwt_secret_file, not both",
         );
+        check(
+            self.s3_bucket.as_deref().is_none_or(is_bucket_name),
+            "s3_bucket must be 3 to 63 lowercase letters, digits, `-` or `.`",
+        );
+        if self.s3_bucket.is_some() {
+            check(
+                self.s3_access_key_id
+                    .as_deref()
+                    .is_some_and(|id| !id.is_empty()),
+                "s3_access_key_id is required with s3_bucket",
+            );
+            check(
+                self.s3_secret_access_key
+                    .as_ref()
+                    .is_some_and(|s| !s.expose().is_empty()),
+                "s3_secret_access_key is required with s3_bucket",
+            );
+        }
+        check(
+            self.s3_endpoint
+                .as_deref()
+                .is_none_or(|url| url.starts_with("http://") || url.starts_with("https://")),
+            "s3_endpoint must be an http:// or https:// URL",
+        );
+        check(!self.s3_region.is_empty(), "s3_region must not be empty");
         if let Some(secret) = &self.jwt_secret {
             check(
                 secret.expose().len() >= 32,
@@ -249,6 +342,12 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("lastseen.db").display()))
+    }
+
+    /// True when everything lives in `data_dir` (SQLite, local blobs): the
+    /// development setup, where a token key may be generated and kept there.
+    pub fn uses_embedded_storage(&self) -> bool {
+        self.database_url().starts_with("sqlite:") && self.s3_bucket.is_none()
     }
 
     pub fn blob_dir(&self) -> PathBuf {
@@ -393,5 +492,71 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("xxxx"));
+    }
+
+    #[test]
+    fn an_s3_bucket_needs_both_keys() {
+        let config = Config {
+            s3_bucket: Some("lastseen-frames".into()),
+            ..Config::default()
+        };
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(
+            problems,
+            [
+                "s3_access_key_id is required with s3_bucket",
+                "s3_secret_access_key is required with s3_bucket"
+            ]
+        );
+        let config = Config {
+            s3_access_key_id: Some("minio".into()),
+            s3_secret_access_key: Some(Secret::new("minio-secret")),
+            ..config
+        };
+        assert!(config.validate().is_ok());
+        // A bucket shared by several nodes is production storage.
+        assert!(!config.uses_embedded_storage());
+        assert!(Config::default().uses_embedded_storage());
+    }
+
+    #[test]
+    fn s3_bucket_names_and_endpoints_are_checked() {
+        for bad in ["ab", "Frames", "-frames", "frames-", "fr_ames", "a/b"] {
+            let config = Config {
+                s3_bucket: Some(bad.into()),
+                s3_access_key_id: Some("k".into()),
+                s3_secret_access_key: Some(Secret::new("s")),
+                ..Config::default()
+            };
+            assert!(config.validate().is_err(), "{bad}");
+        }
+        let config = Config {
+            s3_endpoint: Some("127.0.0.1:9000".into()),
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn s3_settings_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LASTSEEN_S3_BUCKET", "frames");
+            jail.set_env("LASTSEEN_S3_ENDPOINT", "http://127.0.0.1:9000");
+            jail.set_env("LASTSEEN_S3_ACCESS_KEY_ID", "minio");
+            jail.set_env("LASTSEEN_S3_SECRET_ACCESS_KEY", "minio-secret");
+            jail.set_env("LASTSEEN_S3_CREATE_BUCKET", "true");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.s3_bucket.as_deref(), Some("frames"));
+            assert_eq!(config.s3_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+            assert_eq!(
+                config.s3_secret_access_key,
+                Some(Secret::new("minio-secret"))
+            );
+            assert!(config.s3_create_bucket && config.s3_path_style);
+            assert!(!format!("{config:?}").contains("minio-secret"));
+            Ok(())
+        });
     }
 }

@@ -18,12 +18,13 @@ pub mod telemetry;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lastseen_shared::yolox::YoloxConfig;
 use tokio::net::TcpListener;
 
-use auth::{Accounts, PasswordHasher, TokenKeys};
-use blob::{BlobStore, DirBlobStore};
+use auth::{Accounts, LoginLimits, PasswordHasher, TokenKeys};
+use blob::{BlobError, BlobStore, DirBlobStore, S3BlobStore, S3Settings};
 use config::Config;
 use detect::{DetectorPool, PoolSettings};
 use devices::Devices;
@@ -76,7 +77,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         source,
     })?;
     let store = open_store(config).await?;
-    let blobs: Arc<dyn BlobStore> = Arc::new(DirBlobStore::open(config.blob_dir()).await?);
+    let blobs = open_blobs(config).await?;
     let keys = Arc::new(TokenKeys::load(config)?);
     let hasher = PasswordHasher::new(
         config.argon2_memory_kib,
@@ -99,12 +100,18 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     Ok(AppState {
         accounts: Arc::new(Accounts::new(
             store.clone(),
+            blobs.clone(),
             keys.clone(),
             hasher,
             config.access_token_ttl_secs,
+            LoginLimits {
+                max_failures: config.login_max_failures,
+                window: Duration::from_secs(config.login_window_secs),
+            },
         )),
         devices: Arc::new(Devices::new(
             store.clone(),
+            blobs.clone(),
             keys,
             config.device_token_ttl_days,
             config.max_devices_per_user,
@@ -121,8 +128,39 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             max_frame_bytes: config.max_frame_bytes,
             max_json_bytes: config.max_json_bytes,
             retry_after_secs: config.retry_after_secs,
+            client_ip_header: config.client_ip_header.clone(),
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
         }),
     })
+}
+
+/// S3 when `s3_bucket` is set, else the local directory.
+async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+    let Some(bucket) = &config.s3_bucket else {
+        return Ok(Arc::new(DirBlobStore::open(config.blob_dir()).await?));
+    };
+    // `Config::validate` requires both keys with a bucket; this covers a
+    // config built in code without it.
+    let (Some(access_key_id), Some(secret_access_key)) =
+        (&config.s3_access_key_id, &config.s3_secret_access_key)
+    else {
+        return Err(BlobError::Backend(
+            "s3_access_key_id and s3_secret_access_key are required with s3_bucket".to_owned(),
+        )
+        .into());
+    };
+    let store = S3BlobStore::open(S3Settings {
+        bucket: bucket.clone(),
+        endpoint: config.s3_endpoint.clone(),
+        region: config.s3_region.clone(),
+        access_key_id: access_key_id.clone(),
+        secret_access_key: secret_access_key.clone(),
+        path_style: config.s3_path_style,
+        create_bucket: config.s3_create_bucket,
+    })
+    .await?;
+    tracing::info!(bucket = %bucket, "images are stored in S3");
+    Ok(Arc::new(store))
 }
 
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
@@ -136,6 +174,9 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
     }
 }
 
+/// How often logged-out tokens that have expired anyway are forgotten.
+const REVOCATION_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Serves until `shutdown` completes, then finishes the requests in flight.
 pub async fn run(
     config: Config,
@@ -144,11 +185,35 @@ pub async fn run(
 ) -> Result<(), StartupError> {
     let state = build_state(&config).await?;
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    let accounts = state.accounts.clone();
+    spawn_named("purge-revocations", async move {
+        let first = tokio::time::Instant::now() + REVOCATION_PURGE_INTERVAL;
+        let mut every = tokio::time::interval_at(first, REVOCATION_PURGE_INTERVAL);
+        loop {
+            every.tick().await;
+            if let Err(error) = accounts.purge_revocations().await {
+                tracing::warn!(error = ?error, "cannot purge expired token revocations");
+            }
+        }
+    });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
-    axum::serve(listener, http::router(state))
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(StartupError::Serve)
+}
+
+/// Every background task goes through here, so each has a name in the logs.
+pub fn spawn_named<F>(name: &'static str, task: F) -> tokio::task::JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tracing::debug!(task = name, "starting background task");
+    tokio::spawn(async move {
+        task.await;
+        tracing::debug!(task = name, "background task ended");
+    })
 }
 
 /// Completes on ctrl-c or SIGTERM.

@@ -28,6 +28,10 @@ pub enum KeyError {
     },
     #[error("the token key in {0} is shorter than {MIN_KEY_BYTES} bytes")]
     TooShort(String),
+    #[error(
+        "no token key: set jwt_secret or jwt_secret_file (LASTSEEN_JWT_SECRET_FILE); a key is only generated for the embedded defaults"
+    )]
+    Missing,
 }
 
 /// Why a presented token was refused. Callers answer all of them with 401.
@@ -42,6 +46,9 @@ pub enum TokenError {
     },
 }
 
+/// Clock skew tolerated on `exp` between cloud nodes.
+pub const EXPIRY_LEEWAY_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot sign a token: {0}")]
 pub struct SignError(String);
@@ -55,7 +62,7 @@ pub struct TokenKeys {
 impl TokenKeys {
     pub fn from_secret(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = EXPIRY_LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -72,6 +79,11 @@ impl TokenKeys {
         }
         if let Some(path) = &config.jwt_secret_file {
             return Self::read_key(path);
+        }
+        // Several nodes share one database in production: a key generated on
+        // one of them would not verify tokens issued by another.
+        if !config.uses_embedded_storage() {
+            return Err(KeyError::Missing);
         }
         let path = config.data_dir.join(GENERATED_KEY_FILE);
         if path.exists() {
@@ -100,21 +112,38 @@ impl TokenKeys {
         Ok(Self::from_secret(key.as_bytes()))
     }
 
-    /// A signed token and the claims inside it.
+    /// A signed token and the claims inside it. Its `jti` timestamp (the
+    /// issue time revocation compares) is never earlier than `valid_after`,
+    /// the subject's current cut-off, so a token issued right after a
+    /// revocation is valid even within the same millisecond.
     pub fn issue(
         &self,
         kind: TokenKind,
         subject: Uuid,
         ttl_secs: u64,
+        valid_after: chrono::DateTime<Utc>,
     ) -> Result<(String, Claims), SignError> {
-        let now = Utc::now().timestamp();
+        let now = Utc::now();
+        let minted = now.max(valid_after);
+        let seconds = u64::try_from(minted.timestamp())
+            .map_err(|_| SignError("time before 1970".to_owned()))?;
+        // Whole milliseconds only: given the sub-millisecond rest, `uuid`
+        // rounds it into the timestamp, which could date a token up to 1 ms
+        // later than it was minted and let it outlive a revocation.
+        let whole_millis = minted.timestamp_subsec_millis() * 1_000_000;
+        let jti = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            seconds,
+            whole_millis,
+        ));
         let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX);
+        let iat = now.timestamp();
         let claims = Claims {
             sub: subject,
             kind,
-            iat: now,
-            exp: now.saturating_add(ttl),
-            jti: Uuid::now_v7(),
+            iat,
+            exp: iat.saturating_add(ttl),
+            jti,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| SignError(e.to_string()))?;
@@ -132,6 +161,12 @@ impl TokenKeys {
         }
         Ok(data.claims)
     }
+}
+
+/// When the token was minted, to the millisecond: the timestamp of its UUIDv7 `jti`.
+pub fn issued_at(claims: &Claims) -> Option<chrono::DateTime<Utc>> {
+    let (secs, nanos) = claims.jti.get_timestamp()?.to_unix();
+    chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -161,14 +196,16 @@ mod tests {
     #[test]
     fn a_token_verifies_with_the_key_that_signed_it() {
         let subject = Uuid::now_v7();
-        let (token, claims) = keys().issue(TokenKind::User, subject, 60).unwrap();
+        let (token, claims) = keys()
+            .issue(TokenKind::User, subject, 60, Utc::now())
+            .unwrap();
         assert_eq!(keys().verify(&token, TokenKind::User), Ok(claims));
     }
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
         let (token, _) = TokenKeys::from_secret(&[8u8; 32])
-            .issue(TokenKind::User, Uuid::now_v7(), 60)
+            .issue(TokenKind::User, Uuid::now_v7(), 60, Utc::now())
             .unwrap();
         assert_eq!(
             keys().verify(&token, TokenKind::User),
@@ -178,7 +215,9 @@ mod tests {
 
     #[test]
     fn a_device_token_is_not_a_user_token() {
-        let (token, _) = keys().issue(TokenKind::Device, Uuid::now_v7(), 60).unwrap();
+        let (token, _) = keys()
+            .issue(TokenKind::Device, Uuid::now_v7(), 60, Utc::now())
+            .unwrap();
         assert!(matches!(
             keys().verify(&token, TokenKind::User),
             Err(TokenError::WrongKind { .. })
@@ -231,7 +270,7 @@ mod tests {
         };
         let (token, _) = TokenKeys::load(&config)
             .unwrap()
-            .issue(TokenKind::User, Uuid::now_v7(), 60)
+            .issue(TokenKind::User, Uuid::now_v7(), 60, Utc::now())
             .unwrap();
         assert!(
             TokenKeys::load(&config)
@@ -239,6 +278,17 @@ mod tests {
                 .verify(&token, TokenKind::User)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn production_storage_without_a_key_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            database_url: Some("postgres://db.example/lastseen".to_owned()),
+            ..Config::default()
+        };
+        assert!(matches!(TokenKeys::load(&config), Err(KeyError::Missing)));
     }
 
     #[test]

@@ -117,10 +117,19 @@ impl IntoResponse for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
+        use crate::auth::PolicyError;
         match &error {
-            AuthError::InvalidUsername | AuthError::WeakPassword => ApiError::new(
+            AuthError::Policy(PolicyError::Username) => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_credentials_format",
+                "invalid_username",
+                error.to_string(),
+            ),
+            AuthError::Policy(PolicyError::PasswordLength) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "weak_password", error.to_string())
+            }
+            AuthError::Policy(PolicyError::CommonPassword) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "common_password",
                 error.to_string(),
             ),
             AuthError::UsernameTaken => {
@@ -131,6 +140,19 @@ impl From<AuthError> for ApiError {
                 "invalid_credentials",
                 error.to_string(),
             ),
+            // The token is fine; the password typed to confirm was not.
+            AuthError::WrongPassword => {
+                ApiError::new(StatusCode::FORBIDDEN, "wrong_password", error.to_string())
+            }
+            AuthError::Throttled { retry_after_secs } => {
+                let secs = u32::try_from(*retry_after_secs).unwrap_or(u32::MAX);
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    error.to_string(),
+                )
+                .with_retry_after(secs)
+            }
             AuthError::InvalidToken => ApiError::unauthorized(),
             AuthError::Store(_) | AuthError::Hash(_) | AuthError::Sign(_) | AuthError::Task(_) => {
                 ApiError::internal(&error)
@@ -145,9 +167,13 @@ impl From<DeviceError> for ApiError {
             DeviceError::InvalidName => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", error.to_string())
             }
+            DeviceError::InvalidKind => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_kind", error.to_string())
+            }
             DeviceError::TooMany(_) => {
                 ApiError::new(StatusCode::CONFLICT, "too_many_devices", error.to_string())
             }
+            DeviceError::NotFound => ApiError::not_found(),
             DeviceError::Store(_) | DeviceError::Sign(_) => ApiError::internal(&error),
         }
     }

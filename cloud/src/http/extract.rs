@@ -4,10 +4,10 @@
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use lastseen_shared::UserId;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::auth::Session;
 use crate::store::DeviceRecord;
 
 /// `axum::Json` with JSON-shaped rejections.
@@ -25,8 +25,8 @@ pub(super) struct ApiQuery<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub(super) struct ApiPath<T>(pub T);
 
-/// The user behind `Authorization: Bearer <user token>`.
-pub(super) struct CurrentUser(pub UserId);
+/// The user session behind `Authorization: Bearer <user token>`.
+pub(super) struct CurrentUser(pub Session);
 
 /// The device behind `Authorization: Bearer <device token>`.
 pub(super) struct CurrentDevice(pub DeviceRecord);

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, CurrentDevice, CurrentUser};
 use super::{AppState, HttpLimits};
+use crate::auth::Session;
 use crate::ingest::{FrameMeta, IngestError, IngestOutcome, meta};
 use crate::store::StoredFrame;
 
@@ -105,7 +106,7 @@ fn parse_frame_id(text: &str) -> Result<FrameId, ApiError> {
 
 async fn frame(
     State(state): State<AppState>,
-    CurrentUser(owner): CurrentUser,
+    CurrentUser(Session { user: owner, .. }): CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let frame = state.sightings.frame(owner, parse_frame_id(&id)?).await?;
@@ -121,7 +122,7 @@ struct ImageParams {
 
 async fn image(
     State(state): State<AppState>,
-    CurrentUser(owner): CurrentUser,
+    CurrentUser(Session { user: owner, .. }): CurrentUser,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ImageParams>,
 ) -> Result<Response, ApiError> {

@@ -12,9 +12,10 @@ mod sightings;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -31,6 +32,10 @@ pub struct HttpLimits {
     pub max_frame_bytes: usize,
     pub max_json_bytes: usize,
     pub retry_after_secs: u32,
+    /// Trusted proxy header with the client address, for login throttling.
+    pub client_ip_header: Option<String>,
+    /// Browser origins allowed by CORS; empty means CORS is off.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Everything a handler may reach: cheap to clone, one `Arc` per service.
@@ -45,6 +50,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.limits.cors_allowed_origins);
     let api = Router::new()
         .merge(accounts::router(&state.limits))
         .merge(devices::router(&state.limits))
@@ -59,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header("x-content-type-options", "nosniff"))
         .layer(security_header("x-frame-options", "DENY"))
         .layer(security_header("referrer-policy", "no-referrer"))
+        .layer(security_header("cache-control", "no-store"))
+        .layer(cors)
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
@@ -66,6 +74,21 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
         }))
+}
+
+/// Off (no CORS headers at all) unless origins are configured.
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::try_from(o.as_str()).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 
 fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

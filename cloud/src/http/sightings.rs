@@ -12,6 +12,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiQuery, CurrentUser};
 use super::frames::image_url;
+use crate::auth::Session;
 use crate::query::DetectionFilter;
 use crate::store::{DetectionRow, Sighting};
 
@@ -29,7 +30,7 @@ struct LastSeenParams {
 
 async fn last_seen(
     State(state): State<AppState>,
-    CurrentUser(owner): CurrentUser,
+    CurrentUser(Session { user: owner, .. }): CurrentUser,
     ApiQuery(params): ApiQuery<LastSeenParams>,
 ) -> Result<Json<Value>, ApiError> {
     match params.label {
@@ -62,7 +63,7 @@ struct DetectionParams {
 
 async fn detections(
     State(state): State<AppState>,
-    CurrentUser(owner): CurrentUser,
+    CurrentUser(Session { user: owner, .. }): CurrentUser,
     ApiQuery(params): ApiQuery<DetectionParams>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = DetectionFilter {

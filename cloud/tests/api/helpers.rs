@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
 
 pub(crate) fn shared_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
@@ -78,7 +79,7 @@ pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
         detect_threads: 1,
         argon2_memory_kib: 256,
         argon2_iterations: 1,
-        jwt_secret: Some(Secret::new("test-secret-that-is-long-enough-0123456789")),
+        jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
         log: "warn".to_owned(),
         ..Config::default()
     }

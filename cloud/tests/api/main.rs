@@ -3,6 +3,9 @@
 mod accounts;
 mod bad_input;
 mod detector;
+mod devices;
 mod helpers;
+mod hostile;
 mod ingest;
 mod queries;
+mod sessions;

@@ -166,4 +166,20 @@ mod tests {
         assert_eq!(a.iou(&b), 0.0);
         assert!((a.iou(&BBox::from([5.0, 0.0, 15.0, 10.0])) - 1.0 / 3.0).abs() < 1e-6);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn label_parse_never_panics_and_accepted_labels_round_trip(text in "\\PC{0,80}") {
+                if let Ok(label) = Label::parse(&text) {
+                    prop_assert_eq!(label.as_str(), text.as_str());
+                    let json = serde_json::to_string(&label).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<Label>(&json).unwrap(), label);
+                }
+            }
+        }
+    }
 }

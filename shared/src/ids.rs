@@ -123,4 +123,24 @@ mod tests {
         let message = UserId::parse(&huge).unwrap_err().to_string();
         assert!(message.len() < 100, "{message}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parse_never_panics_and_accepts_only_canonical_uuids(text in "\\PC{0,60}") {
+                if let Ok(id) = DeviceId::parse(&text) {
+                    prop_assert_eq!(id.to_string(), text.to_lowercase());
+                }
+            }
+
+            #[test]
+            fn every_uuid_round_trips(bits in any::<u128>()) {
+                let id = FrameId::from_uuid(Uuid::from_u128(bits));
+                prop_assert_eq!(FrameId::parse(&id.to_string()), Ok(id));
+            }
+        }
+    }
 }

@@ -138,4 +138,28 @@ mod tests {
         body.extend_from_slice(&END_OF_IMAGE);
         assert!(decode(&body, 1 << 20).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn sniff_and_decode_never_panic_on_any_bytes(body in proptest::collection::vec(any::<u8>(), 0..4096)) {
+                let _ = sniff_jpeg(&body);
+                let _ = decode(&body, 1 << 20);
+            }
+
+            #[test]
+            fn decode_never_panics_on_damaged_real_jpegs(cut in 0usize..2000, flips in proptest::collection::vec((0usize..2000, any::<u8>()), 0..8)) {
+                let mut body = tiny_jpeg(40, 30);
+                for (at, byte) in flips {
+                    let at = at % body.len();
+                    body[at] = byte;
+                }
+                body.truncate(cut.max(3));
+                let _ = decode(&body, 1 << 20);
+            }
+        }
+    }
 }

@@ -105,4 +105,34 @@ mod tests {
         let far = (now + Duration::days(3)).to_rfc3339();
         assert_eq!(parse_captured_at(&far, now), Err(MetaError::FromTheFuture));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parsers_never_panic_on_any_header_text(text in "\\PC{0,80}") {
+                let _ = parse_seq(&text);
+                let _ = parse_captured_at(&text, Utc::now());
+            }
+
+            #[test]
+            fn every_seq_up_to_i64_max_round_trips(seq in 0..=i64::MAX as u64) {
+                prop_assert_eq!(parse_seq(&seq.to_string()), Ok(seq));
+            }
+
+            #[test]
+            fn seqs_above_i64_max_are_refused(seq in (i64::MAX as u64 + 1)..=u64::MAX) {
+                prop_assert_eq!(parse_seq(&seq.to_string()), Err(MetaError::Seq));
+            }
+
+            #[test]
+            fn any_past_instant_round_trips(micros in 0i64..4_000_000_000_000_000) {
+                let at = DateTime::from_timestamp_micros(micros).unwrap();
+                let now = Utc::now().max(at);
+                prop_assert_eq!(parse_captured_at(&at.to_rfc3339(), now), Ok(at));
+            }
+        }
+    }
 }

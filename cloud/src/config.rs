@@ -486,6 +486,26 @@ mod tests {
     }
 
     #[test]
+    fn every_config_file_under_deploy_parses() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let files: Vec<_> = std::fs::read_dir(&deploy)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        assert!(!files.is_empty(), "no config files in {}", deploy.display());
+        // Secrets are not in the files: deploy/compose.yaml passes them in the environment.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LASTSEEN_S3_SECRET_ACCESS_KEY", "from-the-environment");
+            for file in &files {
+                let config = Config::load(Some(file), &Overrides::default());
+                assert!(config.is_ok(), "{}: {:?}", file.display(), config.err());
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let config = Config {
             jwt_secret: Some(Secret::new("x".repeat(40))),

@@ -58,32 +58,10 @@ impl ApiError {
         )
     }
 
-    pub fn overloaded(retry_after_secs: u32) -> Self {
-        Self {
-            retry_after_secs: Some(retry_after_secs),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "the service is busy; retry later",
-            )
-        }
-    }
-
     /// Logs the real cause; the client learns only that it was our fault.
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        tracing::error!(error = %chain, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
+        log_failure(error);
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
 
     pub fn status(&self) -> StatusCode {
@@ -207,10 +185,22 @@ impl From<IngestError> for ApiError {
                 error.to_string(),
             ),
             // The Retry-After value is filled in by the handler, which knows the config.
-            IngestError::Overloaded => ApiError::overloaded(1),
-            IngestError::Detect(_) | IngestError::Store(_) | IngestError::Blob(_) => {
-                ApiError::internal(&error)
+            IngestError::Overloaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the service is busy; retry later",
+            ),
+            // The frame is not stored: a 503 makes the device keep it and
+            // send it again, where a 500 would read as "this frame is bad".
+            IngestError::Store(_) | IngestError::Blob(_) => {
+                log_failure(&error);
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "storage is unavailable; retry later",
+                )
             }
+            IngestError::Detect(_) => ApiError::internal(&error),
         }
     }
 }
@@ -267,6 +257,18 @@ impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::bad_request(format!("invalid path parameter: {}", rejection.body_text()))
     }
+}
+
+/// Logs an error with its whole source chain.
+fn log_failure(error: &(dyn std::error::Error + 'static)) {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "request failed");
 }
 
 fn too_large() -> ApiError {

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, CurrentDevice, CurrentUser};
 use super::{AppState, HttpLimits};
 use crate::auth::Session;
-use crate::ingest::{FrameMeta, IngestError, IngestOutcome, meta};
+use crate::ingest::{FrameMeta, IngestOutcome, meta};
 use crate::store::StoredFrame;
 
 const SEQ_HEADER: &str = "x-frame-seq";
@@ -55,11 +55,14 @@ async fn ingest(
         .ingest
         .ingest(&device, frame_meta, body)
         .await
-        .map_err(|error| match error {
-            IngestError::Overloaded => {
-                ApiError::from(error).with_retry_after(state.limits.retry_after_secs)
+        .map_err(|error| {
+            // Every 503 here means "keep the frame and send it again later".
+            let error = ApiError::from(error);
+            if error.status() == StatusCode::SERVICE_UNAVAILABLE {
+                error.with_retry_after(state.limits.retry_after_secs)
+            } else {
+                error
             }
-            other => ApiError::from(other),
         })?;
     let status = match outcome {
         IngestOutcome::Stored(_) => StatusCode::CREATED,

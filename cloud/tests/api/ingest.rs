@@ -1,7 +1,9 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_matches_expected, expected_detections, fixture_jpeg, spawn_app};
+use crate::helpers::{
+    assert_matches_expected, error_code, expected_detections, fixture_jpeg, spawn_app, spawn_app_with,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_image_posted_over_http_is_detected_as_expected() {
@@ -90,4 +92,29 @@ async fn concurrent_resends_of_one_frame_store_it_once() {
     );
     let (_, cups) = app.get_json(&user, "/api/v1/detections?label=cup").await;
     assert_eq!(cups["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_outage_answers_503_and_the_resent_frame_is_stored_once() {
+    let app = spawn_app_with(|config| config.retry_after_secs = 3).await;
+    let user = app.user("alice").await;
+    let (_, device) = app.device(&user, "Desk").await;
+    // Break the blob store under the running server: its directory becomes a file.
+    let blobs = app.data_dir.path().join("blobs");
+    std::fs::remove_dir_all(&blobs).unwrap();
+    std::fs::write(&blobs, b"not a directory").unwrap();
+
+    let refused = app.post_frame(&device, 1, "2026-11-23T10:00:00Z", fixture_jpeg("coffee.png")).await;
+    assert_eq!(refused.headers()["retry-after"], "3");
+    assert_eq!(error_code(refused, StatusCode::SERVICE_UNAVAILABLE).await, "storage_unavailable");
+    let (_, cups) = app.get_json(&user, "/api/v1/detections?label=cup").await;
+    assert!(cups["items"].as_array().unwrap().is_empty(), "no row without its image");
+
+    std::fs::remove_file(&blobs).unwrap();
+    std::fs::create_dir(&blobs).unwrap();
+    let resent = app.post_frame(&device, 1, "2026-11-23T10:00:00Z", fixture_jpeg("coffee.png")).await;
+    assert_eq!(resent.status(), StatusCode::CREATED);
+    let (_, cups) = app.get_json(&user, "/api/v1/detections?label=cup").await;
+    assert_eq!(cups["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.blob_count(), 1);
 }

@@ -61,7 +61,11 @@ impl ApiError {
     /// Logs the real cause; the client learns only that it was our fault.
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
         log_failure(error);
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     pub fn status(&self) -> StatusCode {

@@ -2,7 +2,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    assert_matches_expected, error_code, expected_detections, fixture_jpeg, spawn_app, spawn_app_with,
+    assert_matches_expected, error_code, expected_detections, fixture_jpeg, spawn_app,
+    spawn_app_with,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,15 +105,35 @@ async fn a_storage_outage_answers_503_and_the_resent_frame_is_stored_once() {
     std::fs::remove_dir_all(&blobs).unwrap();
     std::fs::write(&blobs, b"not a directory").unwrap();
 
-    let refused = app.post_frame(&device, 1, "2026-11-23T10:00:00Z", fixture_jpeg("coffee.png")).await;
+    let refused = app
+        .post_frame(
+            &device,
+            1,
+            "2026-11-23T10:00:00Z",
+            fixture_jpeg("coffee.png"),
+        )
+        .await;
     assert_eq!(refused.headers()["retry-after"], "3");
-    assert_eq!(error_code(refused, StatusCode::SERVICE_UNAVAILABLE).await, "storage_unavailable");
+    assert_eq!(
+        error_code(refused, StatusCode::SERVICE_UNAVAILABLE).await,
+        "storage_unavailable"
+    );
     let (_, cups) = app.get_json(&user, "/api/v1/detections?label=cup").await;
-    assert!(cups["items"].as_array().unwrap().is_empty(), "no row without its image");
+    assert!(
+        cups["items"].as_array().unwrap().is_empty(),
+        "no row without its image"
+    );
 
     std::fs::remove_file(&blobs).unwrap();
     std::fs::create_dir(&blobs).unwrap();
-    let resent = app.post_frame(&device, 1, "2026-11-23T10:00:00Z", fixture_jpeg("coffee.png")).await;
+    let resent = app
+        .post_frame(
+            &device,
+            1,
+            "2026-11-23T10:00:00Z",
+            fixture_jpeg("coffee.png"),
+        )
+        .await;
     assert_eq!(resent.status(), StatusCode::CREATED);
     let (_, cups) = app.get_json(&user, "/api/v1/detections?label=cup").await;
     assert_eq!(cups["items"].as_array().unwrap().len(), 1);

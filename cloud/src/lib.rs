@@ -31,7 +31,7 @@ use devices::Devices;
 use http::{AppState, HttpLimits};
 use ingest::Ingest;
 use query::Sightings;
-use store::{SqliteStore, Store};
+use store::{PgStore, SqliteStore, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -49,7 +49,9 @@ pub enum StartupError {
     },
     #[error("cannot open the database: {0}")]
     Store(#[from] store::StoreError),
-    #[error("unsupported database_url `{0}`: this build supports sqlite:// URLs")]
+    #[error(
+        "unsupported database_url scheme `{0}:`: use a sqlite:// or a postgres:// (postgresql://) URL"
+    )]
     DatabaseUrl(String),
     #[error("cannot open the blob store: {0}")]
     Blob(#[from] blob::BlobError),
@@ -169,9 +171,22 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
         Ok(Arc::new(
             SqliteStore::connect(&url, config.db_max_connections).await?,
         ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PgStore::connect(&url, config.db_max_connections).await?,
+        ))
     } else {
-        Err(StartupError::DatabaseUrl(url))
+        Err(StartupError::DatabaseUrl(scheme_of(&url)))
     }
+}
+
+/// Only the scheme of a URL goes into an error message: the rest may hold a password.
+fn scheme_of(url: &str) -> String {
+    url.split_once(':')
+        .map_or("(none)", |(scheme, _)| scheme)
+        .chars()
+        .take(32)
+        .collect()
 }
 
 /// How often logged-out tokens that have expired anyway are forgotten.

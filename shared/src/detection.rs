@@ -110,11 +110,72 @@ impl From<BBox> for [f32; 4] {
 
 /// One object found in a frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Detection {
     pub label: Label,
+    /// Confidence from 0 to 1.
     pub score: f32,
     #[serde(rename = "box")]
     pub bbox: BBox,
+}
+
+/// The wire shapes of [`Label`] and [`BBox`], whose serde forms (a checked
+/// string, a 4-number array) differ from their Rust fields.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{BBox, Label};
+
+    impl PartialSchema for Label {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "An object class name such as `cup` or `dining table`: lowercase letters, \
+                     digits, spaces, `-` and `_`, with no leading or trailing space.",
+                ))
+                .min_length(Some(1))
+                .max_length(Some(Label::MAX_LEN))
+                .pattern(Some("^[a-z0-9_-]([a-z0-9 _-]*[a-z0-9_-])?$"))
+                .examples(["cup"])
+                .into()
+        }
+    }
+
+    impl ToSchema for Label {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Label")
+        }
+    }
+
+    impl PartialSchema for BBox {
+        fn schema() -> RefOr<Schema> {
+            ArrayBuilder::new()
+                .items(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Number)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Float))),
+                )
+                .min_items(Some(4))
+                .max_items(Some(4))
+                .description(Some(
+                    "An axis-aligned box `[x1, y1, x2, y2]` in source-image pixels.",
+                ))
+                .examples([vec![12.5, 40.0, 96.0, 130.25]])
+                .into()
+        }
+    }
+
+    impl ToSchema for BBox {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("BBox")
+        }
+    }
 }
 
 #[cfg(test)]

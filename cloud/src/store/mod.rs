@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod conformance;
+mod postgres;
 mod records;
 mod sqlite;
 
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use lastseen_shared::{DeviceId, FrameId, Label, UserId};
 use uuid::Uuid;
 
+pub use postgres::PgStore;
 pub use records::{
     Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome, NewFrame,
     Sighting, StoredFrame, UserRecord,

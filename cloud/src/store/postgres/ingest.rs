@@ -1,0 +1,194 @@
+//! Storing one frame: the frame row, its detections and the `last_seen` upserts,
+//! all in one transaction, or — for a `(device, seq)` seen before — nothing at all.
+//!
+//! Each table gets one statement whatever the number of detections: the rows
+//! travel as one array per column and `UNNEST` turns them back into rows,
+//! which keeps the statement text (and its prepared plan) fixed.
+
+use std::collections::BTreeMap;
+
+use lastseen_shared::{Detection, FrameId, Label};
+use sqlx::{PgConnection, PgPool};
+
+use super::rows::{self, db, micros, to_sql_int};
+use crate::store::{InsertOutcome, NewFrame, StoreError, StoreResult};
+
+/// A concurrent insert of the same `(device, seq)` makes this one wait for
+/// its transaction; if that commits, this one does nothing and returns no row.
+const INSERT_FRAME: &str = "\
+    INSERT INTO frames \
+    (id, device_id, owner_id, seq, captured_at, received_at, blob_key, bytes, width, height) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    ON CONFLICT (device_id, seq) DO NOTHING \
+    RETURNING id";
+
+/// Under READ COMMITTED this statement sees the row whose commit made the
+/// insert above do nothing.
+const EXISTING_FRAME: &str = "SELECT id FROM frames WHERE device_id = $1 AND seq = $2";
+
+/// Ids are drawn in array order (`ORDER BY n`), as the SQLite backend's
+/// multi-row `VALUES` does, so equal scores read back in the order sent.
+const INSERT_DETECTIONS: &str = "\
+    INSERT INTO detections \
+    (frame_id, device_id, owner_id, label, score, x1, y1, x2, y2, captured_at) \
+    SELECT $1, $2, $3, d.label, d.score, d.x1, d.y1, d.x2, d.y2, $4 \
+    FROM UNNEST($5::text[], $6::real[], $7::real[], $8::real[], $9::real[], $10::real[]) \
+         WITH ORDINALITY AS d (label, score, x1, y1, x2, y2, n) \
+    ORDER BY d.n";
+
+/// The `WHERE` on the update keeps a late frame (from a device's spool) from
+/// replacing a newer sighting; on equal times the first stored frame stays.
+/// The labels are distinct (one row per label), as `ON CONFLICT DO UPDATE`
+/// requires within one statement.
+const UPSERT_LAST_SEEN: &str = "\
+    INSERT INTO last_seen \
+    (device_id, label, owner_id, frame_id, captured_at, score, x1, y1, x2, y2) \
+    SELECT $1, s.label, $2, $3, $4, s.score, s.x1, s.y1, s.x2, s.y2 \
+    FROM UNNEST($5::text[], $6::real[], $7::real[], $8::real[], $9::real[], $10::real[]) \
+         AS s (label, score, x1, y1, x2, y2) \
+    ON CONFLICT (device_id, label) DO UPDATE SET \
+        owner_id = excluded.owner_id, frame_id = excluded.frame_id, \
+        captured_at = excluded.captured_at, score = excluded.score, \
+        x1 = excluded.x1, y1 = excluded.y1, x2 = excluded.x2, y2 = excluded.y2 \
+    WHERE excluded.captured_at > last_seen.captured_at";
+
+pub(super) async fn insert_frame(pool: &PgPool, frame: &NewFrame) -> StoreResult<InsertOutcome> {
+    // Checked before the transaction starts: nothing is written for a frame
+    // whose numbers the schema cannot hold.
+    let seq = to_sql_int("seq", frame.seq)?;
+    let bytes = to_sql_int("bytes", frame.bytes)?;
+
+    let mut tx = pool.begin().await.map_err(db)?;
+    let inserted: Option<uuid::Uuid> = sqlx::query_scalar(INSERT_FRAME)
+        .bind(frame.id.as_uuid())
+        .bind(frame.device.as_uuid())
+        .bind(frame.owner.as_uuid())
+        .bind(seq)
+        .bind(micros(frame.captured_at))
+        .bind(micros(frame.received_at))
+        .bind(&frame.blob_key)
+        .bind(bytes)
+        .bind(i64::from(frame.width))
+        .bind(i64::from(frame.height))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+
+    if inserted.is_none() {
+        let existing = existing_frame(&mut tx, frame, seq).await?;
+        tx.rollback().await.map_err(db)?;
+        return Ok(InsertOutcome::Duplicate(existing));
+    }
+
+    if !frame.detections.is_empty() {
+        insert_detections(&mut tx, frame).await?;
+        update_last_seen(&mut tx, frame).await?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(InsertOutcome::Inserted)
+}
+
+async fn existing_frame(
+    conn: &mut PgConnection,
+    frame: &NewFrame,
+    seq: i64,
+) -> StoreResult<FrameId> {
+    let row = sqlx::query(EXISTING_FRAME)
+        .bind(frame.device.as_uuid())
+        .bind(seq)
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| {
+            StoreError::Corrupt("frame insert conflicted, but no frame has its seq".into())
+        })?;
+    rows::frame_id(&row)
+}
+
+/// One array per column, in the order of the detections given.
+struct Columns<'a> {
+    labels: Vec<&'a str>,
+    scores: Vec<f32>,
+    x1: Vec<f32>,
+    y1: Vec<f32>,
+    x2: Vec<f32>,
+    y2: Vec<f32>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(detections: impl ExactSizeIterator<Item = &'a Detection>) -> Self {
+        let n = detections.len();
+        let mut columns = Self {
+            labels: Vec::with_capacity(n),
+            scores: Vec::with_capacity(n),
+            x1: Vec::with_capacity(n),
+            y1: Vec::with_capacity(n),
+            x2: Vec::with_capacity(n),
+            y2: Vec::with_capacity(n),
+        };
+        for detection in detections {
+            columns.labels.push(detection.label.as_str());
+            columns.scores.push(detection.score);
+            columns.x1.push(detection.bbox.x1);
+            columns.y1.push(detection.bbox.y1);
+            columns.x2.push(detection.bbox.x2);
+            columns.y2.push(detection.bbox.y2);
+        }
+        columns
+    }
+}
+
+async fn insert_detections(conn: &mut PgConnection, frame: &NewFrame) -> StoreResult<()> {
+    let columns = Columns::of(frame.detections.iter());
+    sqlx::query(INSERT_DETECTIONS)
+        .bind(frame.id.as_uuid())
+        .bind(frame.device.as_uuid())
+        .bind(frame.owner.as_uuid())
+        .bind(micros(frame.captured_at))
+        .bind(&columns.labels)
+        .bind(&columns.scores)
+        .bind(&columns.x1)
+        .bind(&columns.y1)
+        .bind(&columns.x2)
+        .bind(&columns.y2)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Upserts, per label, the frame's highest-scoring detection of that label.
+async fn update_last_seen(conn: &mut PgConnection, frame: &NewFrame) -> StoreResult<()> {
+    let best = best_per_label(&frame.detections);
+    let columns = Columns::of(best.into_values());
+    sqlx::query(UPSERT_LAST_SEEN)
+        .bind(frame.device.as_uuid())
+        .bind(frame.owner.as_uuid())
+        .bind(frame.id.as_uuid())
+        .bind(micros(frame.captured_at))
+        .bind(&columns.labels)
+        .bind(&columns.scores)
+        .bind(&columns.x1)
+        .bind(&columns.y1)
+        .bind(&columns.x2)
+        .bind(&columns.y2)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// One detection per label: the highest score, the first one on ties.
+fn best_per_label(detections: &[Detection]) -> BTreeMap<&Label, &Detection> {
+    let mut best: BTreeMap<&Label, &Detection> = BTreeMap::new();
+    for detection in detections {
+        best.entry(&detection.label)
+            .and_modify(|kept| {
+                if detection.score > kept.score {
+                    *kept = detection;
+                }
+            })
+            .or_insert(detection);
+    }
+    best
+}

@@ -1,0 +1,198 @@
+//! The production [`Store`]: PostgreSQL, shared by every cloud node.
+//!
+//! Invariants:
+//! - Migrations (`migrations/postgres`) run at connect, under sqlx's advisory
+//!   lock, so nodes starting together apply each one exactly once.
+//! - All writes of one frame happen in one transaction. Each deletion of a
+//!   user or device first locks the rows that new frames need (their foreign
+//!   key checks), so the blob keys it returns are those of every frame deleted.
+//! - Timestamps are `timestamptz`, whole microseconds (UTC), rounded down as
+//!   the SQLite backend does.
+//! - Values read back are checked; a row that does not fit its Rust type is
+//!   [`StoreError::Corrupt`], never a panic (timestamps included, see `rows`).
+//! - SQL text is static or built with `QueryBuilder`; every value is bound.
+//!   Queries are checked at run time (no `query!`), against this module's
+//!   tests on a real server.
+
+mod accounts;
+mod devices;
+mod ingest;
+mod reads;
+mod rows;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_plans;
+#[cfg(test)]
+mod tests_rows;
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lastseen_shared::{DeviceId, FrameId, Label, UserId};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use super::{
+    DetectionQuery, DetectionRow, DeviceRecord, InsertOutcome, NewFrame, Sighting, Store,
+    StoreError, StoreResult, StoredFrame, UserRecord,
+};
+use rows::db;
+
+/// Shown in `pg_stat_activity` unless the URL names another.
+const APPLICATION_NAME: &str = "lastseen-cloud";
+
+/// A [`Store`] backed by a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://` or `postgresql://`,
+    /// with any of libpq's parameters such as `sslmode`) and applies pending
+    /// migrations. The database itself must exist.
+    ///
+    /// `max_connections` is clamped to at least 1. Fails when the server
+    /// cannot be reached, so a misconfigured node stops at startup.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let mut options = PgConnectOptions::from_str(url).map_err(db)?;
+        if options.get_application_name().is_none() {
+            options = options.application_name(APPLICATION_NAME);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(StoreError::Migrate)?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        accounts::create_user(&self.pool, user).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        accounts::user_by_username(&self.pool, username).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        accounts::user_by_id(&self.pool, id).await
+    }
+
+    async fn create_device(&self, device: &DeviceRecord) -> StoreResult<()> {
+        devices::create_device(&self.pool, device).await
+    }
+
+    async fn device(&self, id: DeviceId) -> StoreResult<Option<DeviceRecord>> {
+        devices::device(&self.pool, id).await
+    }
+
+    async fn devices_of(&self, owner: UserId) -> StoreResult<Vec<DeviceRecord>> {
+        devices::devices_of(&self.pool, owner).await
+    }
+
+    async fn count_devices_of(&self, owner: UserId) -> StoreResult<u64> {
+        devices::count_devices_of(&self.pool, owner).await
+    }
+
+    async fn update_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        tokens_valid_after: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        accounts::update_password(&self.pool, id, password_hash, tokens_valid_after).await
+    }
+
+    async fn set_user_tokens_valid_after(
+        &self,
+        id: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        accounts::set_user_tokens_valid_after(&self.pool, id, at).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Vec<String>>> {
+        accounts::delete_user(&self.pool, id).await
+    }
+
+    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        accounts::revoke_token(&self.pool, jti, expires_at).await
+    }
+
+    async fn is_token_revoked(&self, jti: Uuid) -> StoreResult<bool> {
+        accounts::is_token_revoked(&self.pool, jti).await
+    }
+
+    async fn purge_expired_revocations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        accounts::purge_expired_revocations(&self.pool, now).await
+    }
+
+    async fn rename_device(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        name: &str,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        devices::rename_device(&self.pool, owner, id, name).await
+    }
+
+    async fn set_device_tokens_valid_after(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        devices::set_device_tokens_valid_after(&self.pool, owner, id, at).await
+    }
+
+    async fn revoke_device(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        devices::revoke_device(&self.pool, owner, id, at).await
+    }
+
+    async fn delete_device(&self, owner: UserId, id: DeviceId) -> StoreResult<Option<Vec<String>>> {
+        devices::delete_device(&self.pool, owner, id).await
+    }
+
+    async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {
+        reads::frame_by_seq(&self.pool, device, seq).await
+    }
+
+    async fn insert_frame(&self, frame: &NewFrame) -> StoreResult<InsertOutcome> {
+        ingest::insert_frame(&self.pool, frame).await
+    }
+
+    async fn frame_of_owner(&self, owner: UserId, id: FrameId) -> StoreResult<Option<StoredFrame>> {
+        reads::frame_of_owner(&self.pool, owner, id).await
+    }
+
+    async fn last_seen(&self, owner: UserId, label: Option<&Label>) -> StoreResult<Vec<Sighting>> {
+        reads::last_seen(&self.pool, owner, label).await
+    }
+
+    async fn detections(&self, query: &DetectionQuery) -> StoreResult<Vec<DetectionRow>> {
+        reads::detections(&self.pool, query).await
+    }
+}

@@ -3,64 +3,141 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use lastseen_shared::UserId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, CurrentUser};
 use super::{AppState, HttpLimits};
 use crate::auth::AccessToken;
 
-pub(super) fn router(limits: &HttpLimits) -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/logout-all", post(logout_all))
-        .route("/auth/password", post(change_password))
-        .route("/account", delete(delete_account))
+pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(change_password))
+        .routes(routes!(delete_account))
         .layer(DefaultBodyLimit::max(limits.max_json_bytes))
 }
 
-#[derive(Deserialize)]
+/// A username and password, to register or to log in.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
+    /// 3–32 characters: lowercase letters, digits, `.`, `_` and `-`.
+    #[schema(examples("alice"))]
     username: String,
+    /// At least 10 characters, and not one of the 1,000 most common passwords.
+    #[schema(examples("a long password"))]
     password: String,
 }
 
+/// The account just created.
+#[derive(Serialize, ToSchema)]
+struct Registered {
+    id: UserId,
+    username: String,
+}
+
+/// A user access token, to send as `Authorization: Bearer <access_token>`.
+#[derive(Serialize, ToSchema)]
+struct TokenAnswer {
+    access_token: String,
+    /// Always `bearer`.
+    #[schema(value_type = String, examples("bearer"))]
+    token_type: &'static str,
+    /// Seconds until the token expires.
+    expires_in: u64,
+}
+
+/// Creates an account.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    operation_id = "register",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Created; log in next.", body = Registered),
+        (status = 400, description = "`bad_request` (malformed JSON or unknown field), `invalid_username`, `weak_password` or `common_password`.", body = ErrorBody),
+        (status = 409, description = "`username_taken`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let id = state
         .accounts
         .register(&body.username, &body.password)
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id, "username": body.username})),
+        Json(Registered {
+            id,
+            username: body.username,
+        }),
     ))
 }
 
+/// Exchanges a username and password for a user access token.
+///
+/// Repeated failures for one username or from one client address are
+/// throttled with 429 and `Retry-After`.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in.", body = TokenAnswer),
+        (status = 400, description = "`bad_request`: malformed JSON or unknown field.", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown username or wrong password.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failed logins for this username or client.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenAnswer>, ApiError> {
     let client = client_address(&state.limits, &headers, peer);
     let token = state
         .accounts
         .login(&body.username, &body.password, &client)
         .await?;
-    Ok(Json(token_json(&token)))
+    Ok(Json(token_answer(token)))
 }
 
+/// Ends this session: the token used for this request stops working at once.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    security(("user_token" = [])),
+    responses(
+        (status = 204, description = "Logged out."),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    )
+)]
 async fn logout(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
@@ -69,6 +146,19 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Ends every session: all user tokens issued until now stop working.
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "auth",
+    operation_id = "logout_all",
+    security(("user_token" = [])),
+    responses(
+        (status = 204, description = "Every session ended."),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    )
+)]
 async fn logout_all(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
@@ -77,32 +167,75 @@ async fn logout_all(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// The current password, to confirm, and the new one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     old_password: String,
+    /// Same rules as at registration.
     new_password: String,
 }
 
+/// Changes the password.
+///
 /// Other sessions end; the answer carries a fresh token for this one.
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    tag = "auth",
+    operation_id = "change_password",
+    security(("user_token" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed; use the fresh token from now on.", body = TokenAnswer),
+        (status = 400, description = "`bad_request` (malformed JSON or unknown field), `weak_password` or `common_password`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "`wrong_password`: the old password is wrong.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+    )
+)]
 async fn change_password(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
     ApiJson(body): ApiJson<PasswordChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenAnswer>, ApiError> {
     let token = state
         .accounts
         .change_password(session.user, &body.old_password, &body.new_password)
         .await?;
-    Ok(Json(token_json(&token)))
+    Ok(Json(token_answer(token)))
 }
 
-#[derive(Deserialize)]
+/// The account's password, to confirm the deletion.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccountDeletion {
     password: String,
 }
 
+/// Deletes the account.
+///
+/// Removes the user's devices, frames, detections and images, and nothing of
+/// anyone else's.
+#[utoipa::path(
+    delete,
+    path = "/account",
+    tag = "auth",
+    operation_id = "delete_account",
+    security(("user_token" = [])),
+    request_body = AccountDeletion,
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "`bad_request`: malformed JSON or unknown field.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "`wrong_password`: the confirming password is wrong.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+    )
+)]
 async fn delete_account(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
@@ -115,8 +248,12 @@ async fn delete_account(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_json(token: &AccessToken) -> Value {
-    json!({"access_token": token.token, "token_type": "bearer", "expires_in": token.expires_in_secs})
+fn token_answer(token: AccessToken) -> TokenAnswer {
+    TokenAnswer {
+        access_token: token.token,
+        token_type: "bearer",
+        expires_in: token.expires_in_secs,
+    }
 }
 
 /// The TCP peer, unless a trusted proxy's header is configured and present.

@@ -1,112 +1,291 @@
 //! `POST /devices`, `GET /devices`, `GET|PATCH|DELETE /devices/{id}`,
 //! `POST /devices/{id}/rotate`, `POST /devices/{id}/revoke`.
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use lastseen_shared::DeviceId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentUser};
 use super::{AppState, HttpLimits};
 use crate::store::DeviceRecord;
 
-pub(super) fn router(limits: &HttpLimits) -> Router<AppState> {
-    Router::new()
-        .route("/devices", post(create).get(list))
-        .route("/devices/{id}", get(show).patch(rename).delete(remove))
-        .route("/devices/{id}/rotate", post(rotate))
-        .route("/devices/{id}/revoke", post(revoke))
+pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, rename, remove))
+        .routes(routes!(rotate))
+        .routes(routes!(revoke))
         .layer(DefaultBodyLimit::max(limits.max_json_bytes))
 }
 
-#[derive(Deserialize)]
+/// A new device.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewDeviceBody {
+    #[schema(examples("Kitchen"))]
     name: String,
+    /// What sort of device it is (`camera`, `pi`, `hololens`, ...); defaults to `camera`.
     kind: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The device's new name.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RenameBody {
     name: String,
 }
 
+/// One of the user's devices.
+#[derive(Serialize, ToSchema)]
+struct DeviceView {
+    id: DeviceId,
+    name: String,
+    /// What sort of device it is, e.g. `camera`.
+    kind: String,
+    created_at: DateTime<Utc>,
+    /// When it was revoked; `null` while it may send frames.
+    #[schema(required = true)]
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The device just created, with its token.
+#[derive(Serialize, ToSchema)]
+struct CreatedDevice {
+    id: DeviceId,
+    name: String,
+    kind: String,
+    created_at: DateTime<Utc>,
+    /// Always `null` for a new device.
+    #[schema(required = true)]
+    revoked_at: Option<DateTime<Utc>>,
+    /// The device token, for `POST /frames`. It is shown only this once.
+    token: String,
+}
+
+/// The user's devices.
+#[derive(Serialize, ToSchema)]
+struct DeviceList {
+    items: Vec<DeviceView>,
+}
+
+/// A new device token.
+#[derive(Serialize, ToSchema)]
+struct RotatedToken {
+    /// The device token; the old one has stopped working. It is shown only this once.
+    token: String,
+}
+
+/// Creates a device and its token.
+#[utoipa::path(
+    post,
+    path = "/devices",
+    tag = "devices",
+    operation_id = "create_device",
+    security(("user_token" = [])),
+    request_body = NewDeviceBody,
+    responses(
+        (status = 201, description = "Created. The token is shown only this once.", body = CreatedDevice),
+        (status = 400, description = "`bad_request` (malformed JSON or unknown field), `invalid_name` or `invalid_kind`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 409, description = "`too_many_devices`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
     ApiJson(body): ApiJson<NewDeviceBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedDevice>), ApiError> {
     let created = state
         .devices
         .create(session.user, &body.name, body.kind.as_deref())
         .await?;
-    let mut view = device_json(&created.device);
-    view["token"] = Value::String(created.token);
-    Ok((StatusCode::CREATED, Json(view)))
-}
-
-async fn list(
-    State(state): State<AppState>,
-    CurrentUser(session): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
-    let devices = state.devices.list(session.user).await?;
-    Ok(Json(
-        json!({"items": devices.iter().map(device_json).collect::<Vec<_>>()}),
+    let device = created.device;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedDevice {
+            id: device.id,
+            name: device.name,
+            kind: device.kind,
+            created_at: device.created_at,
+            revoked_at: device.revoked_at,
+            token: created.token,
+        }),
     ))
 }
 
+/// Lists the user's devices.
+#[utoipa::path(
+    get,
+    path = "/devices",
+    tag = "devices",
+    operation_id = "list_devices",
+    security(("user_token" = [])),
+    responses(
+        (status = 200, description = "The devices.", body = DeviceList),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    CurrentUser(session): CurrentUser,
+) -> Result<Json<DeviceList>, ApiError> {
+    let devices = state.devices.list(session.user).await?;
+    Ok(Json(DeviceList {
+        items: devices.into_iter().map(DeviceView::from).collect(),
+    }))
+}
+
+/// Shows one device.
+#[utoipa::path(
+    get,
+    path = "/devices/{id}",
+    tag = "devices",
+    operation_id = "get_device",
+    security(("user_token" = [])),
+    params(("id" = DeviceId, Path, description = "The device id.")),
+    responses(
+        (status = 200, description = "The device.", body = DeviceView),
+        (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(device_json(
-        &state.devices.get(session.user, parse_id(&id)?).await?,
-    )))
+) -> Result<Json<DeviceView>, ApiError> {
+    Ok(Json(
+        state
+            .devices
+            .get(session.user, parse_id(&id)?)
+            .await?
+            .into(),
+    ))
 }
 
+/// Renames a device.
+#[utoipa::path(
+    patch,
+    path = "/devices/{id}",
+    tag = "devices",
+    operation_id = "rename_device",
+    security(("user_token" = [])),
+    params(("id" = DeviceId, Path, description = "The device id.")),
+    request_body = RenameBody,
+    responses(
+        (status = 200, description = "The renamed device.", body = DeviceView),
+        (status = 400, description = "`bad_request` (bad id, malformed JSON or unknown field) or `invalid_name`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+    )
+)]
 async fn rename(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RenameBody>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(device_json(
-        &state
+) -> Result<Json<DeviceView>, ApiError> {
+    Ok(Json(
+        state
             .devices
             .rename(session.user, parse_id(&id)?, &body.name)
-            .await?,
-    )))
+            .await?
+            .into(),
+    ))
 }
 
-/// The old token stops working; the new one is shown this once.
+/// Issues a new device token; the old one stops working at once.
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/rotate",
+    tag = "devices",
+    operation_id = "rotate_device_token",
+    security(("user_token" = [])),
+    params(("id" = DeviceId, Path, description = "The device id.")),
+    responses(
+        (status = 200, description = "The new token, shown only this once.", body = RotatedToken),
+        (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
+    )
+)]
 async fn rotate(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RotatedToken>, ApiError> {
     let rotated = state
         .devices
         .rotate_token(session.user, parse_id(&id)?)
         .await?;
-    Ok(Json(json!({"token": rotated.token})))
+    Ok(Json(RotatedToken {
+        token: rotated.token,
+    }))
 }
 
+/// Revokes a device: it can no longer send, and its history stays.
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/revoke",
+    tag = "devices",
+    operation_id = "revoke_device",
+    security(("user_token" = [])),
+    params(("id" = DeviceId, Path, description = "The device id.")),
+    responses(
+        (status = 200, description = "The device, with `revoked_at` set.", body = DeviceView),
+        (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(device_json(
-        &state.devices.revoke(session.user, parse_id(&id)?).await?,
-    )))
+) -> Result<Json<DeviceView>, ApiError> {
+    Ok(Json(
+        state
+            .devices
+            .revoke(session.user, parse_id(&id)?)
+            .await?
+            .into(),
+    ))
 }
 
+/// Deletes a device with its frames, detections and images.
+#[utoipa::path(
+    delete,
+    path = "/devices/{id}",
+    tag = "devices",
+    operation_id = "delete_device",
+    security(("user_token" = [])),
+    params(("id" = DeviceId, Path, description = "The device id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
@@ -120,12 +299,14 @@ fn parse_id(text: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-fn device_json(device: &DeviceRecord) -> Value {
-    json!({
-        "id": device.id,
-        "name": device.name,
-        "kind": device.kind,
-        "created_at": device.created_at,
-        "revoked_at": device.revoked_at,
-    })
+impl From<DeviceRecord> for DeviceView {
+    fn from(device: DeviceRecord) -> Self {
+        DeviceView {
+            id: device.id,
+            name: device.name,
+            kind: device.kind,
+            created_at: device.created_at,
+            revoked_at: device.revoked_at,
+        }
+    }
 }

@@ -1,18 +1,19 @@
 //! `POST /frames` (device ingest), `GET /frames/{id}`, `GET /frames/{id}/image`.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use chrono::Utc;
-use lastseen_shared::FrameId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use lastseen_shared::{Detection, DeviceId, FrameId};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, CurrentDevice, CurrentUser};
 use super::{AppState, HttpLimits};
 use crate::auth::Session;
@@ -22,25 +23,92 @@ use crate::store::StoredFrame;
 const SEQ_HEADER: &str = "x-frame-seq";
 const CAPTURED_AT_HEADER: &str = "x-captured-at";
 
-pub(super) fn router(limits: &HttpLimits) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/frames",
-            post(ingest).layer(DefaultBodyLimit::max(limits.max_frame_bytes)),
-        )
-        .route("/frames/{id}", get(frame))
-        .route("/frames/{id}/image", get(image))
+pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest).layer(DefaultBodyLimit::max(limits.max_frame_bytes)))
+        .routes(routes!(frame))
+        .routes(routes!(image))
 }
 
-/// The body is read (up to the limit) before any answer: answering while the
-/// device is still uploading makes the kernel reset the connection, and the
-/// device would see a broken pipe instead of the 401 or 415 that explains it.
+/// A whole JPEG image, as the raw body (not JSON).
+// Only named in the API description: the handlers take and give the bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, content_media_type = "image/jpeg")]
+#[allow(dead_code, reason = "a schema only; never constructed")]
+struct Jpeg(Vec<u8>);
+
+/// What was stored for a frame (or, for a resend, what had been stored).
+#[derive(Serialize, ToSchema)]
+struct FrameAccepted {
+    frame_id: FrameId,
+    /// The device's sequence number, as sent in `X-Frame-Seq`.
+    seq: u64,
+    /// `X-Captured-At`, in UTC.
+    captured_at: DateTime<Utc>,
+    /// In score order, highest first.
+    detections: Vec<Detection>,
+}
+
+/// One stored frame with its detections.
+#[derive(Serialize, ToSchema)]
+struct FrameView {
+    id: FrameId,
+    device_id: DeviceId,
+    device_name: String,
+    seq: u64,
+    captured_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    /// Image width in pixels.
+    width: u32,
+    /// Image height in pixels.
+    height: u32,
+    /// Size of the stored JPEG.
+    bytes: u64,
+    /// `GET` this for the JPEG (path under the same host).
+    #[schema(examples("/api/v1/frames/0196f1c4-7a10-7c3e-9d5a-2b1e8f0a4c11/image"))]
+    image_url: String,
+    /// In score order, highest first.
+    detections: Vec<Detection>,
+}
+
+/// Sends one camera frame (device token).
+///
+/// The body is the whole JPEG. A 2xx means the frame is persisted, so the
+/// device may delete its copy. A frame sent again with the same `X-Frame-Seq`
+/// gets 200 with the stored result and is never detected or stored twice.
+#[utoipa::path(
+    post,
+    path = "/frames",
+    tag = "frames",
+    operation_id = "send_frame",
+    security(("device_token" = [])),
+    params(
+        ("X-Frame-Seq" = u64, Header, description = "The device's sequence number: a decimal integer from 0 to 2^63−1 that increases with every frame and is kept across restarts.", maximum = 9_223_372_036_854_775_807_u64, example = 42),
+        ("X-Captured-At" = DateTime<Utc>, Header, description = "When the frame was taken: RFC 3339 with any offset, stored as UTC; up to 24 hours into the future is accepted.", example = "2026-11-23T10:00:00Z"),
+    ),
+    request_body(description = "The frame as a whole JPEG (`Content-Type: image/jpeg`).", content = inline(Jpeg), content_type = "image/jpeg"),
+    responses(
+        (status = 201, description = "Stored now, with its detections.", body = FrameAccepted),
+        (status = 200, description = "A resend of a stored `(device, seq)`: the stored result, unchanged.", body = FrameAccepted),
+        (status = 400, description = "`invalid_frame_metadata` (bad `X-Frame-Seq` or `X-Captured-At`) or `bad_request` (a header missing or not ASCII).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid, expired or rotated device token, or a revoked device.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 413, description = "`payload_too_large` (body over the limit) or `image_too_large` (too many pixels).", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: image/jpeg`, or the body is not a JPEG.", body = ErrorBody),
+        (status = 422, description = "`unprocessable_image`: a truncated or corrupt JPEG.", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the detection queue is full; send it again after `Retry-After`.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before sending again."))),
+    )
+)]
+// The body is read (up to the limit) before any answer: answering while the
+// device is still uploading makes the kernel reset the connection, and the
+// device would see a broken pipe instead of the 401 or 415 that explains it.
 async fn ingest(
     State(state): State<AppState>,
     device: Result<CurrentDevice, ApiError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<FrameAccepted>), ApiError> {
     let CurrentDevice(device) = device?;
     require_jpeg_content_type(&headers)?;
     let frame_meta = FrameMeta {
@@ -64,19 +132,18 @@ async fn ingest(
                 error
             }
         })?;
-    let status = match outcome {
-        IngestOutcome::Stored(_) => StatusCode::CREATED,
-        IngestOutcome::Resent(_) => StatusCode::OK,
+    let (status, stored) = match outcome {
+        IngestOutcome::Stored(stored) => (StatusCode::CREATED, stored),
+        IngestOutcome::Resent(stored) => (StatusCode::OK, stored),
     };
-    let frame = &outcome.frame().frame;
     Ok((
         status,
-        Json(json!({
-            "frame_id": frame.id,
-            "seq": frame.seq,
-            "captured_at": frame.captured_at,
-            "detections": outcome.frame().detections,
-        })),
+        Json(FrameAccepted {
+            frame_id: stored.frame.id,
+            seq: stored.frame.seq,
+            captured_at: stored.frame.captured_at,
+            detections: stored.detections,
+        }),
     ))
 }
 
@@ -107,22 +174,57 @@ fn parse_frame_id(text: &str) -> Result<FrameId, ApiError> {
     FrameId::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// Shows one frame with its detections.
+#[utoipa::path(
+    get,
+    path = "/frames/{id}",
+    tag = "frames",
+    operation_id = "get_frame",
+    security(("user_token" = [])),
+    params(("id" = FrameId, Path, description = "The frame id.")),
+    responses(
+        (status = 200, description = "The frame.", body = FrameView),
+        (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "`not_found`: no such frame on the user's devices.", body = ErrorBody),
+    )
+)]
 async fn frame(
     State(state): State<AppState>,
     CurrentUser(Session { user: owner, .. }): CurrentUser,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FrameView>, ApiError> {
     let frame = state.sightings.frame(owner, parse_frame_id(&id)?).await?;
-    Ok(Json(frame_json(&frame)))
+    Ok(Json(frame_view(frame)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ImageParams {
+    /// `true` for a copy with the boxes and labels drawn on it.
     #[serde(default)]
+    #[param(default = false)]
     boxes: bool,
 }
 
+/// Downloads a frame's JPEG.
+#[utoipa::path(
+    get,
+    path = "/frames/{id}/image",
+    tag = "frames",
+    operation_id = "get_frame_image",
+    security(("user_token" = [])),
+    params(("id" = FrameId, Path, description = "The frame id."), ImageParams),
+    responses(
+        (status = 200, description = "The JPEG as sent, or with `boxes=true` a copy with the detections drawn on it.", body = inline(Jpeg), content_type = "image/jpeg"),
+        (status = 400, description = "`bad_request`: the id is not a UUID, or a bad or unknown query parameter.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "`not_found`: no such frame on the user's devices.", body = ErrorBody),
+    )
+)]
 async fn image(
     State(state): State<AppState>,
     CurrentUser(Session { user: owner, .. }): CurrentUser,
@@ -147,19 +249,19 @@ pub(super) fn image_url(id: FrameId) -> String {
     format!("/api/v1/frames/{id}/image")
 }
 
-fn frame_json(stored: &StoredFrame) -> Value {
-    let frame = &stored.frame;
-    json!({
-        "id": frame.id,
-        "device_id": frame.device,
-        "device_name": frame.device_name,
-        "seq": frame.seq,
-        "captured_at": frame.captured_at,
-        "received_at": frame.received_at,
-        "width": frame.width,
-        "height": frame.height,
-        "bytes": frame.bytes,
-        "image_url": image_url(frame.id),
-        "detections": stored.detections,
-    })
+fn frame_view(stored: StoredFrame) -> FrameView {
+    let frame = stored.frame;
+    FrameView {
+        id: frame.id,
+        device_id: frame.device,
+        device_name: frame.device_name,
+        seq: frame.seq,
+        captured_at: frame.captured_at,
+        received_at: frame.received_at,
+        width: frame.width,
+        height: frame.height,
+        bytes: frame.bytes,
+        image_url: image_url(frame.id),
+        detections: stored.detections,
+    }
 }

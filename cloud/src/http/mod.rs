@@ -7,17 +7,19 @@ pub mod error;
 mod extract;
 mod frames;
 mod health;
+mod openapi;
 mod sightings;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Accounts;
 use crate::devices::Devices;
@@ -51,14 +53,8 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.limits.cors_allowed_origins);
-    let api = Router::new()
-        .merge(accounts::router(&state.limits))
-        .merge(devices::router(&state.limits))
-        .merge(frames::router(&state.limits))
-        .merge(sightings::router())
-        .merge(health::router());
-    Router::new()
-        .nest("/api/v1", api)
+    let (api, document) = api(&state.limits).split_for_parts();
+    api.layer(Extension(openapi::Published::new(&document)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -74,6 +70,19 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
         }))
+}
+
+/// Every route under `/api/v1`, with the OpenAPI document built from the
+/// same `routes!` lists that register them.
+fn api(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .merge(accounts::router(limits))
+        .merge(devices::router(limits))
+        .merge(frames::router(limits))
+        .merge(sightings::router())
+        .merge(health::router())
+        .merge(openapi::router());
+    openapi::root().nest(openapi::PREFIX, api)
 }
 
 /// Off (no CORS headers at all) unless origins are configured.

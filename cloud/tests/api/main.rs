@@ -7,5 +7,7 @@ mod devices;
 mod helpers;
 mod hostile;
 mod ingest;
+mod limits;
+mod openapi;
 mod queries;
 mod sessions;

@@ -9,6 +9,7 @@
 mod conformance;
 mod postgres;
 mod records;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;

@@ -1,63 +1,51 @@
-//! Conversions between domain values and SQLite column values.
-//!
-//! Columns are read by name, so the SELECT lists in the other modules must use
-//! the names below (aliasing with `AS` where a join renames them). A value
-//! that does not fit its Rust type becomes [`StoreError::Corrupt`].
+//! How SQLite holds values: times as integer microseconds since the Unix
+//! epoch, ids as 16-byte blobs. Records are built from these reads by the
+//! shared [`crate::store::rows`].
 
 use chrono::{DateTime, Utc};
-use lastseen_shared::{BBox, Detection, DeviceId, FrameId, Label, UserId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 use uuid::Uuid;
 
-use crate::store::{
-    DetectionRow, DeviceRecord, FrameRecord, Sighting, StoreError, StoreResult, UserRecord,
-};
-
-/// Any error from sqlx that is not about decoding a value we read.
-pub(super) fn db(error: sqlx::Error) -> StoreError {
-    StoreError::Database(error)
-}
+use crate::store::rows::{ColumnReader, read_error};
+use crate::store::{StoreError, StoreResult};
 
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
-}
-
-/// SQL integers are signed; a `u64` above `i64::MAX` is refused rather than wrapped.
-pub(super) fn to_sql_int(column: &'static str, value: u64) -> StoreResult<i64> {
-    i64::try_from(value).map_err(|e| {
-        db(sqlx::Error::Encode(
-            format!("{column} = {value} does not fit a signed 64-bit integer: {e}").into(),
-        ))
-    })
 }
 
 fn get<'r, T>(row: &'r SqliteRow, column: &str) -> StoreResult<T>
 where
     T: Decode<'r, Sqlite> + Type<Sqlite>,
 {
-    row.try_get(column).map_err(|e| match e {
-        sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::Decode(_)
-        | sqlx::Error::ColumnNotFound(_)
-        | sqlx::Error::ColumnIndexOutOfBounds { .. } => {
-            StoreError::Corrupt(format!("column {column}: {e}"))
-        }
-        other => db(other),
-    })
+    row.try_get(column).map_err(|e| read_error(column, e))
 }
 
-fn id<T>(row: &SqliteRow, column: &str, wrap: fn(Uuid) -> T) -> StoreResult<T> {
-    get::<Uuid>(row, column).map(wrap)
-}
+impl ColumnReader for SqliteRow {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        get(self, column)
+    }
 
-fn time(row: &SqliteRow, column: &str) -> StoreResult<DateTime<Utc>> {
-    from_micros(column, get(row, column)?)
-}
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        get(self, column)
+    }
 
-fn optional_time(row: &SqliteRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
-    let value: Option<i64> = get(row, column)?;
-    value.map(|value| from_micros(column, value)).transpose()
+    fn real(&self, column: &str) -> StoreResult<f32> {
+        get(self, column)
+    }
+
+    fn uuid(&self, column: &str) -> StoreResult<Uuid> {
+        get(self, column)
+    }
+
+    fn time(&self, column: &str) -> StoreResult<DateTime<Utc>> {
+        from_micros(column, get(self, column)?)
+    }
+
+    fn optional_time(&self, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let value: Option<i64> = get(self, column)?;
+        value.map(|value| from_micros(column, value)).transpose()
+    }
 }
 
 fn from_micros(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
@@ -65,118 +53,7 @@ fn from_micros(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
         .ok_or_else(|| StoreError::Corrupt(format!("column {column}: {value} is not a time")))
 }
 
-fn unsigned<T: TryFrom<i64>>(row: &SqliteRow, column: &str) -> StoreResult<T> {
-    let value: i64 = get(row, column)?;
-    T::try_from(value)
-        .map_err(|_| StoreError::Corrupt(format!("column {column}: {value} is out of range")))
-}
-
-fn label(row: &SqliteRow) -> StoreResult<Label> {
-    let value: String = get(row, "label")?;
-    Label::parse(&value).map_err(|e| StoreError::Corrupt(format!("column label: {e}")))
-}
-
-fn bbox(row: &SqliteRow) -> StoreResult<BBox> {
-    Ok(BBox {
-        x1: get(row, "x1")?,
-        y1: get(row, "y1")?,
-        x2: get(row, "x2")?,
-        y2: get(row, "y2")?,
-    })
-}
-
-/// Column: `id`.
-pub(super) fn frame_id(row: &SqliteRow) -> StoreResult<FrameId> {
-    id(row, "id", FrameId::from_uuid)
-}
-
-/// Columns: `label, score, x1, y1, x2, y2`.
-pub(super) fn detection(row: &SqliteRow) -> StoreResult<Detection> {
-    Ok(Detection {
-        label: label(row)?,
-        score: get(row, "score")?,
-        bbox: bbox(row)?,
-    })
-}
-
-/// The columns [`user`] reads, as a literal for `concat!`.
-macro_rules! user_columns {
-    () => {
-        "id, username, password_hash, created_at, tokens_valid_after"
-    };
-}
-pub(super) use user_columns;
-
-/// The columns [`device`] reads, as a literal for `concat!`.
-macro_rules! device_columns {
-    () => {
-        "id, owner_id, name, kind, created_at, tokens_valid_after, revoked_at"
-    };
-}
-pub(super) use device_columns;
-
-/// Columns: [`user_columns`].
-pub(super) fn user(row: &SqliteRow) -> StoreResult<UserRecord> {
-    Ok(UserRecord {
-        id: id(row, "id", UserId::from_uuid)?,
-        username: get(row, "username")?,
-        password_hash: get(row, "password_hash")?,
-        created_at: time(row, "created_at")?,
-        tokens_valid_after: time(row, "tokens_valid_after")?,
-    })
-}
-
-/// Columns: [`device_columns`].
-pub(super) fn device(row: &SqliteRow) -> StoreResult<DeviceRecord> {
-    Ok(DeviceRecord {
-        id: id(row, "id", DeviceId::from_uuid)?,
-        owner: id(row, "owner_id", UserId::from_uuid)?,
-        name: get(row, "name")?,
-        kind: get(row, "kind")?,
-        created_at: time(row, "created_at")?,
-        tokens_valid_after: time(row, "tokens_valid_after")?,
-        revoked_at: optional_time(row, "revoked_at")?,
-    })
-}
-
-/// Columns: `id, device_id, device_name, seq, captured_at, received_at,
-/// blob_key, bytes, width, height`.
-pub(super) fn frame(row: &SqliteRow) -> StoreResult<FrameRecord> {
-    Ok(FrameRecord {
-        id: frame_id(row)?,
-        device: id(row, "device_id", DeviceId::from_uuid)?,
-        device_name: get(row, "device_name")?,
-        seq: unsigned(row, "seq")?,
-        captured_at: time(row, "captured_at")?,
-        received_at: time(row, "received_at")?,
-        blob_key: get(row, "blob_key")?,
-        bytes: unsigned(row, "bytes")?,
-        width: unsigned(row, "width")?,
-        height: unsigned(row, "height")?,
-    })
-}
-
-/// Columns: `label, device_id, device_name, captured_at, frame_id, score, x1, y1, x2, y2`.
-pub(super) fn sighting(row: &SqliteRow) -> StoreResult<Sighting> {
-    Ok(Sighting {
-        label: label(row)?,
-        device: id(row, "device_id", DeviceId::from_uuid)?,
-        device_name: get(row, "device_name")?,
-        captured_at: time(row, "captured_at")?,
-        frame: id(row, "frame_id", FrameId::from_uuid)?,
-        score: get(row, "score")?,
-        bbox: bbox(row)?,
-    })
-}
-
-/// Columns: `id, frame_id, device_id, device_name, captured_at` and those of [`detection`].
-pub(super) fn detection_row(row: &SqliteRow) -> StoreResult<DetectionRow> {
-    Ok(DetectionRow {
-        id: get(row, "id")?,
-        frame: id(row, "frame_id", FrameId::from_uuid)?,
-        device: id(row, "device_id", DeviceId::from_uuid)?,
-        device_name: get(row, "device_name")?,
-        captured_at: time(row, "captured_at")?,
-        detection: detection(row)?,
-    })
-}
+pub(super) use crate::store::rows::{
+    db, detection, detection_row, device, device_columns, frame, frame_id, sighting, to_sql_int,
+    user, user_columns,
+};

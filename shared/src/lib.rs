@@ -4,14 +4,21 @@
 //! that validate when parsed, detection and label types, and the claims inside
 //! device and user tokens. The YOLOX pre/post-processing sits behind the `yolox`
 //! feature so the agent's person gate and the cloud's detector share one
-//! implementation.
+//! implementation. The frame envelope, MQTT topics and the JSON messages
+//! beside them (acks, remote gate settings, device status) live here too.
 
 pub mod detection;
+pub mod envelope;
 pub mod ids;
 pub mod labels;
+pub mod messages;
 pub mod token;
+pub mod topics;
 #[cfg(feature = "yolox")]
 pub mod yolox;
 
 pub use detection::{BBox, Detection, Label, LabelError};
+pub use envelope::{Envelope, EnvelopeError, EnvelopeHeader, Measurement};
 pub use ids::{DeviceId, FrameId, IdError, UserId};
+pub use messages::{Ack, DeviceState, DeviceStatus, GateSettings};
+pub use topics::{TopicKind, Topics};

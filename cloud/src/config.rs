@@ -65,6 +65,28 @@ pub struct Config {
     /// Largest number of pooled SQL connections.
     pub db_max_connections: u32,
 
+    /// Default retention: frames captured more than this many days ago are
+    /// deleted (rows and images). Unset keeps them; a user may set their own.
+    pub retention_days: Option<u32>,
+    /// Default retention: the oldest frames are deleted while a user's images
+    /// take more than this many bytes. Unset is no limit.
+    pub retention_max_bytes: Option<u64>,
+    /// Seconds between two runs of the maintenance task (retention, then the
+    /// orphan-image sweep).
+    pub maintenance_interval_secs: u64,
+    /// Frames deleted per transaction, and blobs listed per page, by the
+    /// maintenance task.
+    pub maintenance_batch: u32,
+    /// Images younger than this many seconds are never swept as orphans: their
+    /// rows may still be on the way.
+    pub orphan_grace_secs: u64,
+    /// A frame whose detections match the device's previous image (same
+    /// labels, each box within `unchanged_min_iou`) keeps its rows but points
+    /// at that image instead of storing its own.
+    pub skip_unchanged_images: bool,
+    /// Smallest IoU between a box and its match for the scene to count as unchanged.
+    pub unchanged_min_iou: f32,
+
     /// The ONNX model (YOLOX layout).
     pub model_path: PathBuf,
     /// `libonnxruntime.so`; when unset it is looked for in `ORT_DYLIB_PATH`,
@@ -131,6 +153,13 @@ impl Default for Config {
             s3_path_style: true,
             s3_create_bucket: false,
             db_max_connections: 8,
+            retention_days: None,
+            retention_max_bytes: None,
+            maintenance_interval_secs: 3600,
+            maintenance_batch: 500,
+            orphan_grace_secs: 3600,
+            skip_unchanged_images: true,
+            unchanged_min_iou: 0.9,
             model_path: PathBuf::from("../shared/models/yolox_nano.onnx"),
             onnxruntime_lib: None,
             model_input_size: 416,
@@ -325,6 +354,27 @@ impl Config {
             "s3_endpoint must be an http:// or https:// URL",
         );
         check(!self.s3_region.is_empty(), "s3_region must not be empty");
+        check(
+            self.retention_days.is_none_or(|days| days >= 1),
+            "retention_days must be at least 1 (or unset to keep frames)",
+        );
+        check(
+            self.retention_max_bytes
+                .is_none_or(|bytes| (1..=i64::MAX as u64).contains(&bytes)),
+            "retention_max_bytes must be between 1 and 2^63-1 (or unset for no limit)",
+        );
+        check(
+            self.maintenance_interval_secs >= 1,
+            "maintenance_interval_secs must be at least 1",
+        );
+        check(
+            (1..=10_000).contains(&self.maintenance_batch),
+            "maintenance_batch must be between 1 and 10000",
+        );
+        check(
+            self.unchanged_min_iou > 0.0 && self.unchanged_min_iou <= 1.0,
+            "unchanged_min_iou must be in (0, 1]",
+        );
         if let Some(secret) = &self.jwt_secret {
             check(
                 secret.expose().len() >= 32,
@@ -418,6 +468,14 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_frame_bytes: Option<usize>,
+    /// Default retention in days [default: unset, keep frames].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// Default retention in bytes of images per user [default: unset, no limit].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_max_bytes: Option<u64>,
     /// File holding the token signing key.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -501,6 +559,45 @@ mod tests {
                 let config = Config::load(Some(file), &Overrides::default());
                 assert!(config.is_ok(), "{}: {:?}", file.display(), config.err());
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn retention_and_maintenance_settings_are_checked() {
+        let config = Config {
+            retention_days: Some(0),
+            retention_max_bytes: Some(0),
+            maintenance_interval_secs: 0,
+            maintenance_batch: 0,
+            unchanged_min_iou: 0.0,
+            ..Config::default()
+        };
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        let config = Config {
+            retention_days: Some(30),
+            retention_max_bytes: Some(1 << 30),
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+        // Both off by default: nothing is deleted unless someone asks.
+        assert_eq!(Config::default().retention_days, None);
+        assert_eq!(Config::default().retention_max_bytes, None);
+    }
+
+    #[test]
+    fn retention_comes_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LASTSEEN_RETENTION_DAYS", "14");
+            jail.set_env("LASTSEEN_RETENTION_MAX_BYTES", "5000000000");
+            jail.set_env("LASTSEEN_SKIP_UNCHANGED_IMAGES", "false");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.retention_days, Some(14));
+            assert_eq!(config.retention_max_bytes, Some(5_000_000_000));
+            assert!(!config.skip_unchanged_images);
             Ok(())
         });
     }

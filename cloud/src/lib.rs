@@ -12,6 +12,7 @@ pub mod devices;
 pub mod http;
 pub mod ingest;
 pub mod query;
+pub mod retention;
 pub mod store;
 pub mod telemetry;
 
@@ -29,9 +30,10 @@ use config::Config;
 use detect::{DetectorPool, PoolSettings};
 use devices::Devices;
 use http::{AppState, HttpLimits};
-use ingest::Ingest;
+use ingest::{Ingest, UnchangedImages};
 use query::Sightings;
-use store::{PgStore, SqliteStore, Store};
+use retention::{MaintenanceSettings, Retention};
+use store::{PgStore, RetentionLimits, SqliteStore, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -118,7 +120,26 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             config.device_token_ttl_days,
             config.max_devices_per_user,
         )),
-        ingest: Arc::new(Ingest::new(store.clone(), blobs.clone(), detector)),
+        ingest: Arc::new(
+            Ingest::new(store.clone(), blobs.clone(), detector).with_unchanged_images(
+                UnchangedImages {
+                    enabled: config.skip_unchanged_images,
+                    min_iou: config.unchanged_min_iou,
+                },
+            ),
+        ),
+        retention: Arc::new(Retention::new(
+            store.clone(),
+            blobs.clone(),
+            MaintenanceSettings {
+                defaults: RetentionLimits {
+                    max_age_days: config.retention_days,
+                    max_bytes: config.retention_max_bytes,
+                },
+                batch: config.maintenance_batch,
+                orphan_grace: Duration::from_secs(config.orphan_grace_secs),
+            },
+        )),
         sightings: Arc::new(Sightings::new(
             store.clone(),
             blobs,
@@ -211,6 +232,13 @@ pub async fn run(
             }
         }
     });
+    spawn_named(
+        "maintenance",
+        state
+            .retention
+            .clone()
+            .run_every(Duration::from_secs(config.maintenance_interval_secs)),
+    );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

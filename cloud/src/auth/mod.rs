@@ -324,7 +324,11 @@ fn issued_after(claims: &Claims, valid_after: DateTime<Utc>) -> bool {
 
 /// Images are deleted after the rows that pointed at them, so no row ever
 /// points at a missing image; a failure here leaves an orphan for the sweep.
-pub async fn delete_blobs(blobs: &dyn BlobStore, keys: Vec<String>) {
+pub async fn delete_blobs(blobs: &dyn BlobStore, mut keys: Vec<String>) {
+    // Frames of an unchanged scene share one image; they belong to one
+    // device, so they are all deleted together and the image goes once.
+    keys.sort_unstable();
+    keys.dedup();
     for key in keys {
         if let Err(error) = blobs.delete(&BlobKey::from_stored(key)).await {
             tracing::warn!(%error, "an image outlived its rows");

@@ -6,10 +6,13 @@
 //! store and `Guard` is dropped when the test ends. Bodies use fresh keys, so
 //! they also pass when several share one bucket.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
+use chrono::{Duration, Utc};
 use lastseen_shared::DeviceId;
 
-use super::{BlobError, BlobKey, BlobStore};
+use super::{BlobError, BlobKey, BlobStore, FRAMES_PREFIX};
 
 /// One `#[tokio::test]` per body below; see the module docs.
 macro_rules! blob_conformance_tests {
@@ -23,6 +26,11 @@ macro_rules! blob_conformance_tests {
             deleting_a_missing_blob_is_fine,
             invalid_keys_are_rejected_by_every_operation,
             concurrent_puts_of_one_key_leave_one_whole_blob,
+            listing_pages_cover_a_folder_once_in_order,
+            listing_shows_sizes_and_write_times,
+            deleted_blobs_leave_the_listing,
+            listing_an_empty_or_missing_folder_is_empty,
+            invalid_listing_prefixes_are_rejected,
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -151,5 +159,139 @@ pub(crate) async fn concurrent_puts_of_one_key_leave_one_whole_blob(store: &dyn 
         let stored = store.get(&key).await.unwrap();
         assert_eq!(stored.len(), LEN);
         assert!(stored.iter().all(|&b| b == stored[0]), "blob mixes writers");
+    }
+}
+
+/// A folder no other test writes to, and its keys for seqs `0..count`.
+fn fresh_folder(count: u64) -> (String, Vec<BlobKey>) {
+    let device = DeviceId::new();
+    let keys = (0..count)
+        .map(|seq| BlobKey::for_frame(device, seq))
+        .collect();
+    (format!("{FRAMES_PREFIX}{device}/"), keys)
+}
+
+/// Every page of `prefix`, `page` keys at a time.
+async fn list_all(store: &dyn BlobStore, prefix: &str, page: usize) -> Vec<Vec<BlobKey>> {
+    let mut pages = Vec::new();
+    let mut after: Option<BlobKey> = None;
+    loop {
+        let entries = store.list(prefix, after.as_ref(), page).await.unwrap();
+        let Some(last) = entries.last() else {
+            return pages;
+        };
+        assert!(
+            entries.len() <= page,
+            "{} entries in a page of {page}",
+            entries.len()
+        );
+        after = Some(last.key.clone());
+        pages.push(entries.into_iter().map(|entry| entry.key).collect());
+        assert!(pages.len() < 100, "listing does not end");
+    }
+}
+
+pub(crate) async fn listing_pages_cover_a_folder_once_in_order(store: &dyn BlobStore) {
+    let (folder, keys) = fresh_folder(7);
+    let (_, elsewhere) = fresh_folder(2);
+    for key in keys.iter().chain(&elsewhere) {
+        store.put(key, Bytes::from_static(b"jpeg")).await.unwrap();
+    }
+    let pages = list_all(store, &folder, 3).await;
+    let listed: Vec<BlobKey> = pages.into_iter().flatten().collect();
+    // Seqs are zero-padded, so key order is seq order on every backend.
+    assert_eq!(listed, keys);
+
+    // A wider prefix holds both folders; each key still comes once.
+    let everything: Vec<BlobKey> = list_all(store, FRAMES_PREFIX, 4)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let distinct: BTreeSet<&str> = everything.iter().map(BlobKey::as_str).collect();
+    assert_eq!(distinct.len(), everything.len(), "a key was listed twice");
+    for key in keys.iter().chain(&elsewhere) {
+        assert!(distinct.contains(key.as_str()), "{key:?} missing");
+    }
+}
+
+pub(crate) async fn listing_shows_sizes_and_write_times(store: &dyn BlobStore) {
+    let (folder, keys) = fresh_folder(2);
+    let before = Utc::now() - Duration::minutes(5);
+    store
+        .put(&keys[0], Bytes::from(vec![7u8; 1234]))
+        .await
+        .unwrap();
+    store.put(&keys[1], Bytes::new()).await.unwrap();
+    let after = Utc::now() + Duration::minutes(5);
+    let entries = store.list(&folder, None, 10).await.unwrap();
+    let sizes: Vec<(BlobKey, u64)> = entries.iter().map(|e| (e.key.clone(), e.bytes)).collect();
+    assert_eq!(sizes, vec![(keys[0].clone(), 1234), (keys[1].clone(), 0)]);
+    for entry in &entries {
+        // Clock skew and second-granular S3 times aside, "just now".
+        assert!(
+            entry.modified > before && entry.modified < after,
+            "{entry:?} was not written just now"
+        );
+    }
+}
+
+pub(crate) async fn deleted_blobs_leave_the_listing(store: &dyn BlobStore) {
+    let (folder, keys) = fresh_folder(3);
+    for key in &keys {
+        store.put(key, Bytes::from_static(b"jpeg")).await.unwrap();
+    }
+    store.delete(&keys[1]).await.unwrap();
+    let listed: Vec<BlobKey> = store
+        .list(&folder, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.key)
+        .collect();
+    assert_eq!(listed, vec![keys[0].clone(), keys[2].clone()]);
+    // Resuming after a key that is gone goes on from where it was.
+    let rest: Vec<BlobKey> = store
+        .list(&folder, Some(&keys[1]), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.key)
+        .collect();
+    assert_eq!(rest, vec![keys[2].clone()]);
+}
+
+pub(crate) async fn listing_an_empty_or_missing_folder_is_empty(store: &dyn BlobStore) {
+    let (folder, keys) = fresh_folder(1);
+    assert!(store.list(&folder, None, 10).await.unwrap().is_empty());
+    store.put(&keys[0], Bytes::from_static(b"x")).await.unwrap();
+    store.delete(&keys[0]).await.unwrap();
+    assert!(store.list(&folder, None, 10).await.unwrap().is_empty());
+    // After the last key there is nothing more.
+    store.put(&keys[0], Bytes::from_static(b"x")).await.unwrap();
+    assert!(
+        store
+            .list(&folder, Some(&keys[0]), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub(crate) async fn invalid_listing_prefixes_are_rejected(store: &dyn BlobStore) {
+    for prefix in [
+        "frames",
+        "/",
+        "../",
+        "frames/../",
+        ".hidden/",
+        "frames//",
+        "a b/",
+    ] {
+        let listed = store.list(prefix, None, 10).await;
+        assert!(
+            matches!(listed, Err(BlobError::InvalidKey(_))),
+            "{prefix:?}: {listed:?}"
+        );
     }
 }

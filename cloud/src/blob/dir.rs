@@ -8,16 +8,23 @@
 //!   never a prefix, even with concurrent writers of the same key.
 //! - `put` is durable when it returns: the file's data and every directory
 //!   entry leading to it have been fsynced.
+//! - `list` walks the tree depth first with each directory's names sorted, so
+//!   its key order is segment by segment; a page re-reads the directories on
+//!   the path to where the previous page stopped, and skips names that are
+//!   not key segments (temporary files among them).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use std::cmp::Ordering;
+
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{BlobError, BlobKey, BlobResult, BlobStore};
+use super::{BlobEntry, BlobError, BlobKey, BlobResult, BlobStore, validate_prefix};
 
 /// A [`BlobStore`] on the local file system.
 #[derive(Clone, Debug)]
@@ -65,6 +72,95 @@ impl BlobStore for DirBlobStore {
             _ => Ok(()),
         }
     }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&BlobKey>,
+        limit: usize,
+    ) -> BlobResult<Vec<BlobEntry>> {
+        validate_prefix(prefix)?;
+        // The segments of `after` below `prefix` say where to resume; an
+        // `after` outside the prefix is before all of it or after all of it.
+        let resume: Option<Vec<String>> = match after {
+            None => None,
+            Some(after) => match after.as_str().strip_prefix(prefix) {
+                Some(rest) => Some(rest.split('/').map(str::to_owned).collect()),
+                None if after.as_str() < prefix => None,
+                None => return Ok(Vec::new()),
+            },
+        };
+        let root = self.root.join(prefix);
+        let prefix = prefix.to_owned();
+        let entries = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            walk(&root, &prefix, resume.as_deref(), limit, &mut found).map(|()| found)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(entries)
+    }
+}
+
+/// Appends the blobs under `dir` (whose keys start with `key_prefix`) to
+/// `found`, in key order, strictly after the path `after` (relative to `dir`)
+/// when given, until `found` holds `limit`.
+fn walk(
+    dir: &Path,
+    key_prefix: &str,
+    after: Option<&[String]>,
+    limit: usize,
+    found: &mut Vec<BlobEntry>,
+) -> io::Result<()> {
+    let listing = match fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in listing {
+        let entry = entry?;
+        if let Ok(name) = entry.file_name().into_string() {
+            let key = BlobKey::from_stored(format!("{key_prefix}{name}"));
+            if !name.contains('/') && key.validate().is_ok() {
+                names.push((name, entry));
+            }
+        }
+    }
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, entry) in names {
+        if found.len() >= limit {
+            break;
+        }
+        let below = match after {
+            Some([first, rest @ ..]) => match name.as_str().cmp(first.as_str()) {
+                Ordering::Less => continue,
+                // `after` itself, or a file where `after` had a folder: both sort first.
+                Ordering::Equal if rest.is_empty() => continue,
+                Ordering::Equal => Some(rest),
+                Ordering::Greater => None,
+            },
+            _ => None,
+        };
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(
+                &entry.path(),
+                &format!("{key_prefix}{name}/"),
+                below,
+                limit,
+                found,
+            )?;
+        } else if kind.is_file() && below.is_none() {
+            let metadata = entry.metadata()?;
+            found.push(BlobEntry {
+                key: BlobKey::from_stored(format!("{key_prefix}{name}")),
+                bytes: metadata.len(),
+                modified: DateTime::<Utc>::from(metadata.modified()?),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Writes a uniquely named temporary file beside `path`, syncs it, renames it

@@ -10,6 +10,7 @@ mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use lastseen_shared::DeviceId;
 
 pub use dir::DirBlobStore;
@@ -18,6 +19,10 @@ pub use s3::{S3BlobStore, S3Settings};
 /// Where one object lives inside a blob store: `/`-separated, ASCII, no `..`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BlobKey(String);
+
+/// The folder every frame image is under ([`BlobKey::for_frame`]); the
+/// orphan sweep lists only this, never the rest of a shared bucket.
+pub const FRAMES_PREFIX: &str = "frames/";
 
 impl BlobKey {
     /// A resent frame maps to the same key, so a retried write overwrites
@@ -56,6 +61,30 @@ impl BlobKey {
     }
 }
 
+/// Checks a listing prefix: empty (everything), or valid key segments
+/// followed by `/` (one folder).
+fn validate_prefix(prefix: &str) -> BlobResult<()> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    match prefix.strip_suffix('/') {
+        Some(folder) => BlobKey::from_stored(folder.to_owned())
+            .validate()
+            .map_err(|_| BlobError::InvalidKey(prefix.to_owned())),
+        None => Err(BlobError::InvalidKey(prefix.to_owned())),
+    }
+}
+
+/// One blob as a listing shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlobEntry {
+    pub key: BlobKey,
+    pub bytes: u64,
+    /// When the blob was last written: the orphan sweep leaves young blobs
+    /// alone, since their rows may still be on the way.
+    pub modified: DateTime<Utc>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("blob {0} not found")]
@@ -79,4 +108,15 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get(&self, key: &BlobKey) -> BlobResult<Bytes>;
     /// Deleting a missing blob is not an error.
     async fn delete(&self, key: &BlobKey) -> BlobResult<()>;
+    /// One page of the blobs under `prefix` (empty, or a folder ending in
+    /// `/`): at most `limit` of them, in the store's key order, after `after`
+    /// when given (the last key of the previous page). An empty page is the
+    /// end. Blobs written or deleted meanwhile may or may not show; every
+    /// blob that stays is listed exactly once.
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&BlobKey>,
+        limit: usize,
+    ) -> BlobResult<Vec<BlobEntry>>;
 }

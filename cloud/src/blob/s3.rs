@@ -22,12 +22,15 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use bytes::Bytes;
+use chrono::DateTime;
 
-use super::{BlobError, BlobKey, BlobResult, BlobStore};
+use super::{BlobEntry, BlobError, BlobKey, BlobResult, BlobStore, validate_prefix};
 use crate::config::Secret;
 
 /// Content type of every object: the store only keeps JPEG frames.
 const CONTENT_TYPE: &str = "image/jpeg";
+/// S3 answers at most this many keys per `ListObjectsV2`.
+const MAX_KEYS_PER_LIST: usize = 1000;
 /// A server that does not accept a connection in this time is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One attempt of one request (a frame is at most a few MB); the SDK retries
@@ -280,6 +283,66 @@ impl BlobStore for S3BlobStore {
             }
             Err(error) => Err(self.error("delete", Some(key), &error)),
         }
+    }
+
+    /// `ListObjectsV2` in S3 key order (UTF-8 bytes): a page holds at most
+    /// 1,000 keys whatever `limit` says. Objects whose names are not keys
+    /// this store writes are skipped (not ours to sweep); a page of only
+    /// those is followed by the next, so an empty page is still the end.
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&BlobKey>,
+        limit: usize,
+    ) -> BlobResult<Vec<BlobEntry>> {
+        validate_prefix(prefix)?;
+        let max_keys = i32::try_from(limit.clamp(1, MAX_KEYS_PER_LIST)).unwrap_or(1);
+        let mut start_after = after.map(|key| key.as_str().to_owned());
+        let mut entries = Vec::new();
+        loop {
+            let output = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .max_keys(max_keys)
+                .set_start_after(start_after.take())
+                .send()
+                .await
+                .map_err(|error| self.error("list", None, &error))?;
+            for object in output.contents() {
+                let Some(name) = object.key() else { continue };
+                start_after = Some(name.to_owned());
+                let key = BlobKey::from_stored(name.to_owned());
+                if key.validate().is_err() {
+                    continue;
+                }
+                let modified = object
+                    .last_modified()
+                    .and_then(|at| DateTime::from_timestamp(at.secs(), at.subsec_nanos()))
+                    .ok_or_else(|| {
+                        BlobError::Backend(format!(
+                            "S3 list s3://{}/{name} at {}: the object has no valid LastModified",
+                            self.bucket, self.server
+                        ))
+                    })?;
+                entries.push(BlobEntry {
+                    key,
+                    bytes: object
+                        .size()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
+                    modified,
+                });
+            }
+            if !entries.is_empty()
+                || !output.is_truncated().unwrap_or(false)
+                || start_after.is_none()
+            {
+                break;
+            }
+        }
+        Ok(entries)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::auth::AuthError;
 use crate::devices::DeviceError;
 use crate::ingest::{IngestError, MetaError};
 use crate::query::QueryError;
+use crate::retention::RetentionError;
 
 /// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -245,6 +246,21 @@ impl From<QueryError> for ApiError {
             | QueryError::Blob(_)
             | QueryError::Image(_)
             | QueryError::Task(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<RetentionError> for ApiError {
+    fn from(error: RetentionError) -> Self {
+        match &error {
+            RetentionError::InvalidLimits(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_retention",
+                error.to_string(),
+            ),
+            // The token was valid, but its user has just been deleted.
+            RetentionError::NotFound => ApiError::unauthorized(),
+            RetentionError::Store(_) | RetentionError::Blob(_) => ApiError::internal(&error),
         }
     }
 }

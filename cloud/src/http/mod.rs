@@ -8,6 +8,7 @@ mod extract;
 mod frames;
 mod health;
 mod openapi;
+mod retention;
 mod sightings;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::auth::Accounts;
 use crate::devices::Devices;
 use crate::ingest::Ingest;
 use crate::query::Sightings;
+use crate::retention::Retention;
 use crate::store::Store;
 use error::ApiError;
 
@@ -47,6 +49,7 @@ pub struct AppState {
     pub devices: Arc<Devices>,
     pub ingest: Arc<Ingest>,
     pub sightings: Arc<Sightings>,
+    pub retention: Arc<Retention>,
     pub store: Arc<dyn Store>,
     pub limits: Arc<HttpLimits>,
 }
@@ -80,6 +83,7 @@ fn api(limits: &HttpLimits) -> OpenApiRouter<AppState> {
         .merge(devices::router(limits))
         .merge(frames::router(limits))
         .merge(sightings::router())
+        .merge(retention::router(limits))
         .merge(health::router())
         .merge(openapi::router());
     openapi::root().nest(openapi::PREFIX, api)

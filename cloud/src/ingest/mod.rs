@@ -3,17 +3,21 @@
 //! check the body -> dedupe `(device, seq)` -> queue for detection (bounded)
 //! -> blob put -> SQL rows in one transaction -> answer. The blob is written
 //! before the rows that point to it; a resent frame is answered from the
-//! store and never detected or stored twice.
+//! store and never detected or stored twice. A frame showing the same scene
+//! as the device's previous image points at that image instead of storing
+//! its own (`unchanged`).
 
 pub mod meta;
+pub mod unchanged;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
-use lastseen_shared::FrameId;
+use lastseen_shared::{DeviceId, FrameId};
 
 pub use meta::{FrameMeta, MetaError};
+pub use unchanged::UnchangedImages;
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
 use crate::detect::{DetectError, DetectorPool, ImageError, sniff_jpeg};
@@ -64,6 +68,7 @@ pub struct Ingest {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
     detector: Arc<DetectorPool>,
+    unchanged: UnchangedImages,
 }
 
 impl Ingest {
@@ -76,7 +81,14 @@ impl Ingest {
             store,
             blobs,
             detector,
+            unchanged: UnchangedImages::OFF,
         }
+    }
+
+    /// Lets frames of an unchanged scene share the previous image.
+    pub fn with_unchanged_images(mut self, unchanged: UnchangedImages) -> Self {
+        self.unchanged = unchanged;
+        self
     }
 
     #[tracing::instrument(skip_all, fields(device = %device.id, seq = meta.seq))]
@@ -99,8 +111,7 @@ impl Ingest {
             .map_err(|_| IngestError::Detect(DetectError::Stopped))??;
 
         let key = BlobKey::for_frame(device.id, meta.seq);
-        self.blobs.put(&key, jpeg.clone()).await?;
-        let frame = NewFrame {
+        let mut frame = NewFrame {
             id: FrameId::new(),
             device: device.id,
             owner: device.owner,
@@ -112,10 +123,28 @@ impl Ingest {
             width: analysis.width,
             height: analysis.height,
             detections: analysis.detections,
+            shares_image: false,
         };
-        match self.store.insert_frame(&frame).await? {
+        match self.unchanged_image(device.id, &frame).await? {
+            Some(image) => {
+                frame.blob_key = image.blob_key;
+                frame.bytes = image.bytes;
+                frame.shares_image = true;
+            }
+            None => self.blobs.put(&key, jpeg.clone()).await?,
+        }
+        let mut outcome = self.store.insert_frame(&frame).await?;
+        if outcome == InsertOutcome::ImageGone {
+            // Retention deleted the earlier image meanwhile: store this one.
+            self.blobs.put(&key, jpeg.clone()).await?;
+            frame.blob_key = key.as_str().to_owned();
+            frame.bytes = jpeg.len() as u64;
+            frame.shares_image = false;
+            outcome = self.store.insert_frame(&frame).await?;
+        }
+        match outcome {
             InsertOutcome::Inserted => {
-                tracing::debug!(frame = %frame.id, detections = frame.detections.len(), "frame stored");
+                tracing::debug!(frame = %frame.id, detections = frame.detections.len(), shares_image = frame.shares_image, "frame stored");
                 Ok(IngestOutcome::Stored(stored(frame, &device.name)))
             }
             // The same frame raced itself (a resend while the first was in
@@ -128,7 +157,31 @@ impl Ingest {
                     }
                 }
             }
+            InsertOutcome::ImageGone => Err(StoreError::Corrupt(
+                "a frame with an image of its own was refused as sharing one".to_owned(),
+            )
+            .into()),
         }
+    }
+
+    /// The previous image of the device when `frame` shows the same scene
+    /// (and has the same size), so `frame` can point at it.
+    async fn unchanged_image(
+        &self,
+        device: DeviceId,
+        frame: &NewFrame,
+    ) -> Result<Option<FrameRecord>, StoreError> {
+        if !self.unchanged.enabled {
+            return Ok(None);
+        }
+        let Some(previous) = self.store.previous_image(device, frame.seq).await? else {
+            return Ok(None);
+        };
+        let same_size =
+            (previous.frame.width, previous.frame.height) == (frame.width, frame.height);
+        let min_iou = self.unchanged.min_iou;
+        let same_scene = unchanged::same_scene(&previous.detections, &frame.detections, min_iou);
+        Ok((same_size && same_scene).then_some(previous.frame))
     }
 
     /// Frames waiting for a detector, and how many may wait.

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 pub use postgres::PgStore;
 pub use records::{
-    Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome, NewFrame,
-    Sighting, StoredFrame, UserRecord,
+    AgedFrame, Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome,
+    NewFrame, RetentionLimits, RetentionSubject, Sighting, StoredFrame, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -119,7 +119,19 @@ pub trait Store: Send + Sync + 'static {
     /// again: the existing frame's id is returned as [`InsertOutcome::Duplicate`].
     /// `last_seen` only moves forward in `captured_at`, so frames that arrive
     /// late (from a device's spool) never hide a newer sighting.
+    ///
+    /// A frame that [`NewFrame::shares_image`] is stored only if another frame
+    /// of its device points at that image when the transaction commits (else
+    /// [`InsertOutcome::ImageGone`]); a concurrent [`Store::delete_frames`]
+    /// either sees the new frame or makes this insert fail that way, so no
+    /// frame is ever left pointing at a deleted image.
     async fn insert_frame(&self, frame: &NewFrame) -> StoreResult<InsertOutcome>;
+
+    /// The frame whose image the device's newest frame before `seq` shows:
+    /// the earliest remaining frame pointing at that frame's image (itself,
+    /// unless it shares an earlier frame's image). Unchanged scenes are
+    /// compared against it, so a shared image never drifts from its boxes.
+    async fn previous_image(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>>;
 
     /// A frame with its detections, only if it belongs to one of `owner`'s devices.
     async fn frame_of_owner(&self, owner: UserId, id: FrameId) -> StoreResult<Option<StoredFrame>>;
@@ -131,4 +143,39 @@ pub trait Store: Send + Sync + 'static {
     /// Detections matching the query, newest first (`captured_at`, then id),
     /// strictly after the cursor when one is given, at most `query.limit` rows.
     async fn detections(&self, query: &DetectionQuery) -> StoreResult<Vec<DetectionRow>>;
+
+    /// The user's own retention limits, None when they use the defaults.
+    async fn retention_of(&self, user: UserId) -> StoreResult<Option<RetentionLimits>>;
+    /// Sets (Some) or clears (None, back to the defaults) the user's own
+    /// limits. False when the user does not exist.
+    async fn set_retention_of(
+        &self,
+        user: UserId,
+        limits: Option<RetentionLimits>,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` users after `after` in id order, with their own limits.
+    async fn retention_subjects(
+        &self,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RetentionSubject>>;
+    /// Bytes of the distinct images the owner's frames point at.
+    async fn stored_bytes(&self, owner: UserId) -> StoreResult<u64>;
+    /// Up to `limit` of the owner's frames, oldest first (`captured_at`, then
+    /// id), only those captured before `before` when given.
+    async fn oldest_frames(
+        &self,
+        owner: UserId,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> StoreResult<Vec<AgedFrame>>;
+    /// Deletes those of `ids` that are frames of `owner`, with their
+    /// detections, in one transaction that also points each `last_seen` row
+    /// that named one of them at the newest remaining detection of its
+    /// `(device, label)` (or deletes it when none remains). Returns the blob
+    /// keys of the deleted frames that no remaining frame points at: the
+    /// images the caller may now delete.
+    async fn delete_frames(&self, owner: UserId, ids: &[FrameId]) -> StoreResult<Vec<String>>;
+    /// Those of `keys` that no frame points at (each once).
+    async fn unreferenced_blob_keys(&self, keys: &[String]) -> StoreResult<Vec<String>>;
 }

@@ -39,10 +39,17 @@ pub struct NewFrame {
     pub captured_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub blob_key: String,
+    /// Size of the image at `blob_key`.
     pub bytes: u64,
     pub width: u32,
     pub height: u32,
     pub detections: Vec<Detection>,
+    /// `blob_key` is the image of an earlier frame of the device (the scene
+    /// did not change), not one written for this frame. Such a frame is only
+    /// stored while another frame still points at that image; otherwise the
+    /// image may be on its way out, and the insert is
+    /// [`InsertOutcome::ImageGone`].
+    pub shares_image: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +57,9 @@ pub enum InsertOutcome {
     Inserted,
     /// `(device, seq)` was stored before, as this frame.
     Duplicate(FrameId),
+    /// Nothing stored: the frame shares an image that no frame points at any
+    /// more (retention deleted them). Store the frame's own image instead.
+    ImageGone,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -113,4 +123,34 @@ pub struct DetectionRow {
     pub device_name: String,
     pub captured_at: DateTime<Utc>,
     pub detection: Detection,
+}
+
+/// A user's own retention limits, which replace the configured defaults.
+/// `None` is "no limit" in that dimension.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionLimits {
+    /// Frames captured more than this many days ago are deleted.
+    pub max_age_days: Option<u32>,
+    /// The oldest frames are deleted while their images take more than this.
+    pub max_bytes: Option<u64>,
+}
+
+/// A user as the retention sweep walks them: id order, with their own limits
+/// when they set some.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetentionSubject {
+    pub user: UserId,
+    pub limits: Option<RetentionLimits>,
+}
+
+/// A frame as retention sees it, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgedFrame {
+    pub id: FrameId,
+    pub captured_at: DateTime<Utc>,
+    pub blob_key: String,
+    /// Size of the image at `blob_key`.
+    pub bytes: u64,
+    /// How many frames (this one included) point at `blob_key`.
+    pub blob_refs: u64,
 }

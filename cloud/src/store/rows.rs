@@ -12,13 +12,15 @@ use lastseen_shared::{BBox, Detection, DeviceId, FrameId, Label, UserId};
 use uuid::Uuid;
 
 use super::{
-    DetectionRow, DeviceRecord, FrameRecord, Sighting, StoreError, StoreResult, UserRecord,
+    AgedFrame, DetectionRow, DeviceRecord, FrameRecord, RetentionLimits, Sighting, StoreError,
+    StoreResult, UserRecord,
 };
 
 /// The column reads that differ between backends.
 pub(super) trait ColumnReader {
     fn text(&self, column: &str) -> StoreResult<String>;
     fn int(&self, column: &str) -> StoreResult<i64>;
+    fn optional_int(&self, column: &str) -> StoreResult<Option<i64>>;
     fn real(&self, column: &str) -> StoreResult<f32>;
     fn uuid(&self, column: &str) -> StoreResult<Uuid>;
     fn time(&self, column: &str) -> StoreResult<DateTime<Utc>>;
@@ -166,5 +168,37 @@ pub(super) fn detection_row(row: &impl ColumnReader) -> StoreResult<DetectionRow
         device_name: row.text("device_name")?,
         captured_at: row.time("captured_at")?,
         detection: detection(row)?,
+    })
+}
+
+/// Columns: `id, captured_at, blob_key, bytes, blob_refs`.
+pub(super) fn aged_frame(row: &impl ColumnReader) -> StoreResult<AgedFrame> {
+    Ok(AgedFrame {
+        id: frame_id(row)?,
+        captured_at: row.time("captured_at")?,
+        blob_key: row.text("blob_key")?,
+        bytes: unsigned(row, "bytes")?,
+        blob_refs: unsigned(row, "blob_refs")?,
+    })
+}
+
+fn optional_unsigned<T: TryFrom<i64>>(
+    row: &impl ColumnReader,
+    column: &str,
+) -> StoreResult<Option<T>> {
+    row.optional_int(column)?
+        .map(|value| {
+            T::try_from(value).map_err(|_| {
+                StoreError::Corrupt(format!("column {column}: {value} is out of range"))
+            })
+        })
+        .transpose()
+}
+
+/// Columns: `max_age_days, max_bytes` (NULL: no limit).
+pub(super) fn retention_limits(row: &impl ColumnReader) -> StoreResult<RetentionLimits> {
+    Ok(RetentionLimits {
+        max_age_days: optional_unsigned(row, "max_age_days")?,
+        max_bytes: optional_unsigned(row, "max_bytes")?,
     })
 }

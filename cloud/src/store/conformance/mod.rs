@@ -15,6 +15,7 @@ pub(crate) mod deletion;
 pub(crate) mod device_changes;
 pub(crate) mod frames;
 pub(crate) mod listings;
+pub(crate) mod retention;
 pub(crate) mod sightings;
 
 use chrono::{DateTime, Duration, Utc};
@@ -57,6 +58,13 @@ macro_rules! store_conformance_tests {
             listings::detections_are_filtered_by_label_device_and_time_window,
             listings::detection_pages_neither_lose_nor_repeat_rows_when_times_tie,
             listings::no_read_crosses_owners,
+            retention::retention_limits_are_set_replaced_and_cleared_per_user,
+            retention::oldest_frames_come_oldest_first_with_their_image_references,
+            retention::stored_bytes_count_each_image_once,
+            retention::deleting_frames_repairs_last_seen_and_returns_the_images_left_unused,
+            retention::a_frame_sharing_an_image_is_stored_only_while_the_image_has_frames,
+            retention::previous_image_is_the_first_frame_showing_the_previous_frames_image,
+            retention::unreferenced_blob_keys_are_those_no_frame_points_at,
         );
     };
     (@each $fresh:path; $($module:ident::$name:ident),* $(,)?) => {$(
@@ -138,6 +146,7 @@ fn frame(device: &DeviceRecord, seq: u64, captured: i64, detections: Vec<Detecti
         width: 640,
         height: 360,
         detections,
+        shares_image: false,
     }
 }
 

@@ -26,6 +26,15 @@ const INSERT_FRAME: &str = "\
 /// insert above do nothing.
 const EXISTING_FRAME: &str = "SELECT id FROM frames WHERE device_id = $1 AND seq = $2";
 
+/// Another frame of the device with the shared image, locked until commit.
+/// `KEY SHARE` conflicts with a deletion's row lock: a retention deletion that
+/// got there first makes this wait and then skip the deleted row (no frame
+/// left: the image is going); one that comes later waits for this commit and
+/// then sees the new frame pointing at the image, so it keeps the image.
+const LOCK_IMAGE_FRAME: &str = "\
+    SELECT 1 FROM frames WHERE blob_key = $1 AND device_id = $2 AND id <> $3 \
+    LIMIT 1 FOR KEY SHARE";
+
 /// Ids are drawn in array order (`ORDER BY n`), as the SQLite backend's
 /// multi-row `VALUES` does, so equal scores read back in the order sent.
 const INSERT_DETECTIONS: &str = "\
@@ -79,6 +88,10 @@ pub(super) async fn insert_frame(pool: &PgPool, frame: &NewFrame) -> StoreResult
         tx.rollback().await.map_err(db)?;
         return Ok(InsertOutcome::Duplicate(existing));
     }
+    if frame.shares_image && !image_has_other_frames(&mut tx, frame).await? {
+        tx.rollback().await.map_err(db)?;
+        return Ok(InsertOutcome::ImageGone);
+    }
 
     if !frame.detections.is_empty() {
         insert_detections(&mut tx, frame).await?;
@@ -86,6 +99,17 @@ pub(super) async fn insert_frame(pool: &PgPool, frame: &NewFrame) -> StoreResult
     }
     tx.commit().await.map_err(db)?;
     Ok(InsertOutcome::Inserted)
+}
+
+async fn image_has_other_frames(conn: &mut PgConnection, frame: &NewFrame) -> StoreResult<bool> {
+    let locked: Option<i32> = sqlx::query_scalar(LOCK_IMAGE_FRAME)
+        .bind(&frame.blob_key)
+        .bind(frame.device.as_uuid())
+        .bind(frame.id.as_uuid())
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?;
+    Ok(locked.is_some())
 }
 
 async fn existing_frame(

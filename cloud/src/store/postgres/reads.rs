@@ -23,6 +23,18 @@ const FRAME_OF_OWNER: &str = "\
     FROM frames f JOIN devices d ON d.id = f.device_id \
     WHERE f.id = $1 AND f.owner_id = $2";
 
+/// The device's newest frame before `$2`, then the first frame (lowest seq)
+/// pointing at its image: both lookups walk an index (`(device_id, seq)`,
+/// `(blob_key, seq)`) and stop at their first row.
+pub(super) const PREVIOUS_IMAGE: &str = "\
+    SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
+           f.blob_key, f.bytes, f.width, f.height \
+    FROM frames f JOIN devices d ON d.id = f.device_id \
+    WHERE f.device_id = $1 AND f.blob_key = ( \
+        SELECT blob_key FROM frames WHERE device_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1 \
+    ) \
+    ORDER BY f.seq LIMIT 1";
+
 /// Through `detections_by_frame`; a frame has few detections to sort.
 pub(super) const FRAME_DETECTIONS: &str = "\
     SELECT label, score, x1, y1, x2, y2 FROM detections \
@@ -79,6 +91,22 @@ pub(super) async fn frame_of_owner(
     let row = sqlx::query(FRAME_OF_OWNER)
         .bind(id.as_uuid())
         .bind(owner.as_uuid())
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    with_detections(pool, row).await
+}
+
+pub(super) async fn previous_image(
+    pool: &PgPool,
+    device: DeviceId,
+    seq: u64,
+) -> StoreResult<Option<StoredFrame>> {
+    // Every stored seq fits an i64, so a larger one is after all of them.
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    let row = sqlx::query(PREVIOUS_IMAGE)
+        .bind(device.as_uuid())
+        .bind(seq)
         .fetch_optional(pool)
         .await
         .map_err(db)?;

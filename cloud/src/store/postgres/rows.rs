@@ -69,6 +69,10 @@ impl ColumnReader for PgRow {
         get(self, column)
     }
 
+    fn optional_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        get(self, column)
+    }
+
     fn real(&self, column: &str) -> StoreResult<f32> {
         get(self, column)
     }
@@ -87,6 +91,6 @@ impl ColumnReader for PgRow {
 }
 
 pub(super) use crate::store::rows::{
-    db, detection, detection_row, device, device_columns, frame, frame_id, sighting, to_sql_int,
-    user, user_columns,
+    aged_frame, db, detection, detection_row, device, device_columns, frame, frame_id,
+    retention_limits, sighting, to_sql_int, user, user_columns,
 };

@@ -53,6 +53,11 @@ pub(super) async fn insert_frame(
         tx.rollback().await.map_err(db)?;
         return Ok(InsertOutcome::Duplicate(existing));
     }
+    // Deletions take the same write lock, so this answer holds until commit.
+    if frame.shares_image && !image_has_other_frames(&mut tx, frame).await? {
+        tx.rollback().await.map_err(db)?;
+        return Ok(InsertOutcome::ImageGone);
+    }
 
     insert_detections(&mut tx, frame).await?;
     update_last_seen(&mut tx, frame).await?;
@@ -75,6 +80,21 @@ async fn existing_frame(
             StoreError::Corrupt("frame insert conflicted, but no frame has its seq".into())
         })?;
     rows::frame_id(&row)
+}
+
+async fn image_has_other_frames(
+    conn: &mut SqliteConnection,
+    frame: &NewFrame,
+) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM frames WHERE blob_key = ? AND device_id = ? AND id <> ?)",
+    )
+    .bind(&frame.blob_key)
+    .bind(frame.device.as_uuid())
+    .bind(frame.id.as_uuid())
+    .fetch_one(conn)
+    .await
+    .map_err(db)
 }
 
 async fn insert_detections(conn: &mut SqliteConnection, frame: &NewFrame) -> StoreResult<()> {

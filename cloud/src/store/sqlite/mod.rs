@@ -15,6 +15,7 @@ mod accounts;
 mod devices;
 mod ingest;
 mod reads;
+mod retention;
 mod rows;
 #[cfg(test)]
 mod tests;
@@ -34,8 +35,9 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use super::{
-    DetectionQuery, DetectionRow, DeviceRecord, InsertOutcome, NewFrame, Sighting, Store,
-    StoreError, StoreResult, StoredFrame, UserRecord,
+    AgedFrame, DetectionQuery, DetectionRow, DeviceRecord, InsertOutcome, NewFrame,
+    RetentionLimits, RetentionSubject, Sighting, Store, StoreError, StoreResult, StoredFrame,
+    UserRecord,
 };
 use rows::db;
 
@@ -228,5 +230,50 @@ impl Store for SqliteStore {
 
     async fn detections(&self, query: &DetectionQuery) -> StoreResult<Vec<DetectionRow>> {
         reads::detections(&self.pool, query).await
+    }
+
+    async fn previous_image(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {
+        reads::previous_image(&self.pool, device, seq).await
+    }
+
+    async fn retention_of(&self, user: UserId) -> StoreResult<Option<RetentionLimits>> {
+        retention::retention_of(&self.pool, user).await
+    }
+
+    async fn set_retention_of(
+        &self,
+        user: UserId,
+        limits: Option<RetentionLimits>,
+    ) -> StoreResult<bool> {
+        retention::set_retention_of(&self.pool, user, limits).await
+    }
+
+    async fn retention_subjects(
+        &self,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RetentionSubject>> {
+        retention::retention_subjects(&self.pool, after, limit).await
+    }
+
+    async fn stored_bytes(&self, owner: UserId) -> StoreResult<u64> {
+        retention::stored_bytes(&self.pool, owner).await
+    }
+
+    async fn oldest_frames(
+        &self,
+        owner: UserId,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> StoreResult<Vec<AgedFrame>> {
+        retention::oldest_frames(&self.pool, owner, before, limit).await
+    }
+
+    async fn delete_frames(&self, owner: UserId, ids: &[FrameId]) -> StoreResult<Vec<String>> {
+        retention::delete_frames(&self.pool, owner, ids).await
+    }
+
+    async fn unreferenced_blob_keys(&self, keys: &[String]) -> StoreResult<Vec<String>> {
+        retention::unreferenced_blob_keys(&self.pool, keys).await
     }
 }

@@ -30,6 +30,10 @@ impl ColumnReader for SqliteRow {
         get(self, column)
     }
 
+    fn optional_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        get(self, column)
+    }
+
     fn real(&self, column: &str) -> StoreResult<f32> {
         get(self, column)
     }
@@ -54,6 +58,6 @@ fn from_micros(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
 }
 
 pub(super) use crate::store::rows::{
-    db, detection, detection_row, device, device_columns, frame, frame_id, sighting, to_sql_int,
-    user, user_columns,
+    aged_frame, db, detection, detection_row, device, device_columns, frame, frame_id,
+    retention_limits, sighting, to_sql_int, user, user_columns,
 };

@@ -88,6 +88,7 @@ async fn device_with_frames(store: &SqliteStore, owner: &UserRecord, frames: u64
             width: 1,
             height: 1,
             detections,
+            shares_image: false,
         };
         let outcome = store.insert_frame(&frame).await.unwrap();
         assert_eq!(outcome, InsertOutcome::Inserted);

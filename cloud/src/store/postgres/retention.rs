@@ -1,0 +1,248 @@
+//! Retention: per-user limits, the oldest frames, their deletion with the
+//! `last_seen` repair, and which images no frame points at any more.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use lastseen_shared::{FrameId, UserId};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::rows::{self, db, micros, to_sql_int};
+use crate::store::rows::ColumnReader;
+use crate::store::{AgedFrame, RetentionLimits, RetentionSubject, StoreError, StoreResult};
+
+const RETENTION_OF: &str =
+    "SELECT max_age_days, max_bytes FROM retention_overrides WHERE user_id = $1";
+
+/// Inserts nothing for a missing user, so that is told apart without a
+/// foreign key error.
+const SET_RETENTION: &str = "\
+    INSERT INTO retention_overrides (user_id, max_age_days, max_bytes) \
+    SELECT id, $1, $2 FROM users WHERE id = $3 \
+    ON CONFLICT (user_id) DO UPDATE SET \
+        max_age_days = excluded.max_age_days, max_bytes = excluded.max_bytes";
+
+const CLEAR_RETENTION: &str = "DELETE FROM retention_overrides WHERE user_id = $1";
+
+const USER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)";
+
+const SUBJECTS: &str = "\
+    SELECT u.id, (CASE WHEN r.user_id IS NULL THEN 0 ELSE 1 END)::int8 AS has_limits, r.max_age_days, r.max_bytes \
+    FROM users u LEFT JOIN retention_overrides r ON r.user_id = u.id \
+    WHERE u.id > $1 ORDER BY u.id LIMIT $2";
+
+/// Frames sharing an image carry its size each, so one per image counts.
+/// Read from `frames_by_owner_age`, which includes `blob_key` and `bytes`.
+const STORED_BYTES: &str = "\
+    SELECT coalesce(sum(bytes), 0)::int8 FROM ( \
+        SELECT max(bytes) AS bytes FROM frames WHERE owner_id = $1 GROUP BY blob_key \
+    ) images";
+
+/// One batch through `frames_by_owner_age`, then one count per image of the
+/// batch through `frames_by_blob_key`.
+const OLDEST_FRAMES: &str = "\
+    WITH batch AS ( \
+        SELECT id, captured_at, blob_key, bytes FROM frames \
+        WHERE owner_id = $1 AND ($2::timestamptz IS NULL OR captured_at < $2) \
+        ORDER BY captured_at, id LIMIT $3 \
+    ), refs AS ( \
+        SELECT blob_key, count(*) AS blob_refs FROM frames \
+        WHERE blob_key IN (SELECT blob_key FROM batch) GROUP BY blob_key \
+    ) \
+    SELECT b.id, b.captured_at, b.blob_key, b.bytes, r.blob_refs \
+    FROM batch b JOIN refs r ON r.blob_key = b.blob_key \
+    ORDER BY b.captured_at, b.id";
+
+/// The `(device, label)` pairs whose sighting names one of the frames.
+const AFFECTED_SIGHTINGS: &str =
+    "SELECT DISTINCT device_id, label FROM last_seen WHERE frame_id = ANY($1)";
+
+/// The cascades take the detections and the `last_seen` rows with them.
+const DELETE_FRAMES: &str =
+    "DELETE FROM frames WHERE owner_id = $1 AND id = ANY($2) RETURNING blob_key";
+
+/// For each pair, the newest remaining detection, best score on equal times;
+/// it never replaces a newer sighting stored meanwhile.
+const REPAIR_LAST_SEEN: &str = "\
+    INSERT INTO last_seen \
+    (device_id, label, owner_id, frame_id, captured_at, score, x1, y1, x2, y2) \
+    SELECT best.device_id, best.label, best.owner_id, best.frame_id, best.captured_at, \
+           best.score, best.x1, best.y1, best.x2, best.y2 \
+    FROM UNNEST($1::uuid[], $2::text[]) AS p (device_id, label) \
+    CROSS JOIN LATERAL ( \
+        SELECT * FROM detections d \
+        WHERE d.device_id = p.device_id AND d.label = p.label \
+        ORDER BY d.captured_at DESC, d.score DESC, d.id LIMIT 1 \
+    ) best \
+    ON CONFLICT (device_id, label) DO UPDATE SET \
+        owner_id = excluded.owner_id, frame_id = excluded.frame_id, \
+        captured_at = excluded.captured_at, score = excluded.score, \
+        x1 = excluded.x1, y1 = excluded.y1, x2 = excluded.x2, y2 = excluded.y2 \
+    WHERE excluded.captured_at > last_seen.captured_at";
+
+const UNREFERENCED: &str = "\
+    SELECT k.key FROM UNNEST($1::text[]) AS k (key) \
+    WHERE NOT EXISTS (SELECT 1 FROM frames f WHERE f.blob_key = k.key)";
+
+pub(super) async fn retention_of(
+    pool: &PgPool,
+    user: UserId,
+) -> StoreResult<Option<RetentionLimits>> {
+    sqlx::query(RETENTION_OF)
+        .bind(user.as_uuid())
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .map(|row| rows::retention_limits(&row))
+        .transpose()
+}
+
+pub(super) async fn set_retention_of(
+    pool: &PgPool,
+    user: UserId,
+    limits: Option<RetentionLimits>,
+) -> StoreResult<bool> {
+    let Some(limits) = limits else {
+        sqlx::query(CLEAR_RETENTION)
+            .bind(user.as_uuid())
+            .execute(pool)
+            .await
+            .map_err(db)?;
+        return sqlx::query_scalar(USER_EXISTS)
+            .bind(user.as_uuid())
+            .fetch_one(pool)
+            .await
+            .map_err(db);
+    };
+    let max_bytes = limits
+        .max_bytes
+        .map(|bytes| to_sql_int("max_bytes", bytes))
+        .transpose()?;
+    let stored = sqlx::query(SET_RETENTION)
+        .bind(limits.max_age_days.map(i64::from))
+        .bind(max_bytes)
+        .bind(user.as_uuid())
+        .execute(pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    Ok(stored > 0)
+}
+
+pub(super) async fn retention_subjects(
+    pool: &PgPool,
+    after: Option<UserId>,
+    limit: u32,
+) -> StoreResult<Vec<RetentionSubject>> {
+    // The nil UUID sorts before every id the service hands out.
+    let after = after.map_or(Uuid::nil(), |user| user.as_uuid());
+    sqlx::query(SUBJECTS)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|row| {
+            Ok(RetentionSubject {
+                user: UserId::from_uuid(row.uuid("id")?),
+                limits: if row.int("has_limits")? != 0 {
+                    Some(rows::retention_limits(row)?)
+                } else {
+                    None
+                },
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn stored_bytes(pool: &PgPool, owner: UserId) -> StoreResult<u64> {
+    let total: i64 = sqlx::query_scalar(STORED_BYTES)
+        .bind(owner.as_uuid())
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+    u64::try_from(total).map_err(|_| StoreError::Corrupt(format!("stored bytes {total}")))
+}
+
+pub(super) async fn oldest_frames(
+    pool: &PgPool,
+    owner: UserId,
+    before: Option<DateTime<Utc>>,
+    limit: u32,
+) -> StoreResult<Vec<AgedFrame>> {
+    sqlx::query(OLDEST_FRAMES)
+        .bind(owner.as_uuid())
+        .bind(before.map(micros))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(rows::aged_frame)
+        .collect()
+}
+
+pub(super) async fn delete_frames(
+    pool: &PgPool,
+    owner: UserId,
+    ids: &[FrameId],
+) -> StoreResult<Vec<String>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+    let mut tx = pool.begin().await.map_err(db)?;
+    let mut devices = Vec::new();
+    let mut labels = Vec::new();
+    for row in sqlx::query(AFFECTED_SIGHTINGS)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+    {
+        devices.push(row.uuid("device_id")?);
+        labels.push(row.text("label")?);
+    }
+    let mut keys = BTreeSet::new();
+    for row in sqlx::query(DELETE_FRAMES)
+        .bind(owner.as_uuid())
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+    {
+        keys.insert(row.text("blob_key")?);
+    }
+    if !devices.is_empty() {
+        sqlx::query(REPAIR_LAST_SEEN)
+            .bind(&devices)
+            .bind(&labels)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
+    // A later statement under READ COMMITTED: it sees a frame that shared one
+    // of these images and committed while the DELETE waited for its lock.
+    let unreferenced = unreferenced(&mut tx, keys.into_iter().collect()).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(unreferenced)
+}
+
+pub(super) async fn unreferenced_blob_keys(
+    pool: &PgPool,
+    keys: &[String],
+) -> StoreResult<Vec<String>> {
+    let distinct: BTreeSet<&String> = keys.iter().collect();
+    let mut conn = pool.acquire().await.map_err(db)?;
+    unreferenced(&mut conn, distinct.into_iter().cloned().collect()).await
+}
+
+async fn unreferenced(conn: &mut PgConnection, keys: Vec<String>) -> StoreResult<Vec<String>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(UNREFERENCED)
+        .bind(&keys)
+        .fetch_all(conn)
+        .await
+        .map_err(db)
+}

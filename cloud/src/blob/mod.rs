@@ -16,6 +16,10 @@ use lastseen_shared::DeviceId;
 pub use dir::DirBlobStore;
 pub use s3::{S3BlobStore, S3Settings};
 
+/// A store on a fresh bucket of the test S3 server, for tests outside this module.
+#[cfg(test)]
+pub(crate) use s3::tests::fresh as fresh_s3;
+
 /// Where one object lives inside a blob store: `/`-separated, ASCII, no `..`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BlobKey(String);

@@ -347,7 +347,7 @@ impl BlobStore for S3BlobStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::blob::conformance::blob_conformance_tests;
     use lastseen_shared::DeviceId;
@@ -409,7 +409,7 @@ mod tests {
 
     /// A store on a bucket of its own; the server's temporary root (removed
     /// by `scripts/s3-server stop`) takes the buckets away.
-    async fn fresh() -> (S3BlobStore, ()) {
+    pub(crate) async fn fresh() -> (S3BlobStore, ()) {
         let server = server();
         let store = S3BlobStore::open(settings(&server, &fresh_bucket(), true))
             .await

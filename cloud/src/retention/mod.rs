@@ -18,6 +18,8 @@
 mod orphans;
 mod plan;
 mod sweep;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

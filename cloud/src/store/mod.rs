@@ -24,6 +24,13 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 
+/// Fresh stores for tests outside this module (each with its guard).
+#[cfg(test)]
+pub(crate) mod testing {
+    pub(crate) use super::postgres::tests::fresh as fresh_postgres;
+    pub(crate) use super::sqlite::tests::fresh as fresh_sqlite;
+}
+
 /// What can go wrong in a store, as the domain needs to tell it apart.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

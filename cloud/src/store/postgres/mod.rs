@@ -21,7 +21,7 @@ mod reads;
 mod retention;
 mod rows;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_plans;
 #[cfg(test)]

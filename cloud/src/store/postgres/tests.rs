@@ -97,7 +97,7 @@ async fn sweep_leftovers(conn: &mut PgConnection) {
 }
 
 /// A database of one test; dropping this drops the database.
-pub(super) struct TestDb {
+pub(crate) struct TestDb {
     name: String,
     admin_url: String,
     /// Where the test's store connects.
@@ -156,7 +156,7 @@ impl Drop for TestDb {
     }
 }
 
-pub(super) async fn fresh() -> (PgStore, TestDb) {
+pub(crate) async fn fresh() -> (PgStore, TestDb) {
     let db = TestDb::create().await;
     let store = PgStore::connect(&db.url, 4)
         .await

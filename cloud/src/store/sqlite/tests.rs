@@ -8,7 +8,7 @@ use super::reads::{LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, push_detection_listing};
 use crate::store::conformance::store_conformance_tests;
 use crate::store::{Cursor, DetectionQuery, DeviceRecord, Store, StoreError, UserRecord};
 
-pub(super) async fn fresh() -> (SqliteStore, TempDir) {
+pub(crate) async fn fresh() -> (SqliteStore, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_in(dir.path()).await.unwrap();
     (store, dir)

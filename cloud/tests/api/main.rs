@@ -10,4 +10,5 @@ mod ingest;
 mod limits;
 mod openapi;
 mod queries;
+mod retention;
 mod sessions;

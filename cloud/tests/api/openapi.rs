@@ -13,13 +13,16 @@ use crate::helpers::{PASSWORD, TestApp, fixture_jpeg, spawn_app};
 /// Every route the server has: README's "HTTP API" table, plus the two that
 /// serve this description. A route added without documenting it, or
 /// documented without existing, breaks the equality below.
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 24] = [
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/logout"),
     ("POST", "/api/v1/auth/logout-all"),
     ("POST", "/api/v1/auth/password"),
     ("DELETE", "/api/v1/account"),
+    ("GET", "/api/v1/account/retention"),
+    ("PUT", "/api/v1/account/retention"),
+    ("DELETE", "/api/v1/account/retention"),
     ("POST", "/api/v1/devices"),
     ("GET", "/api/v1/devices"),
     ("GET", "/api/v1/devices/{id}"),
@@ -578,6 +581,27 @@ async fn every_documented_operation_is_served_and_answers_as_documented() {
         )
         .await;
     assert!(rest["next_cursor"].is_null());
+
+    // Retention: the defaults, the user's own, and back.
+    let retention = "/api/v1/account/retention";
+    let defaults = api
+        .call(("GET", retention), retention, user, Body::Empty, ok)
+        .await;
+    assert_eq!(defaults["source"], "default");
+    let own = api
+        .call(
+            ("PUT", retention),
+            retention,
+            user,
+            Body::Json(json!({"max_age_days": 30, "max_bytes": 1_000_000_000})),
+            ok,
+        )
+        .await;
+    assert_eq!(own["source"], "user");
+    let reset = api
+        .call(("DELETE", retention), retention, user, Body::Empty, ok)
+        .await;
+    assert_eq!(reset["source"], "default");
 
     // Then the operations that end things, each with a token of its own.
     let rotated = api

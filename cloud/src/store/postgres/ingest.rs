@@ -31,7 +31,7 @@ const EXISTING_FRAME: &str = "SELECT id FROM frames WHERE device_id = $1 AND seq
 /// got there first makes this wait and then skip the deleted row (no frame
 /// left: the image is going); one that comes later waits for this commit and
 /// then sees the new frame pointing at the image, so it keeps the image.
-const LOCK_IMAGE_FRAME: &str = "\
+pub(super) const LOCK_IMAGE_FRAME: &str = "\
     SELECT 1 FROM frames WHERE blob_key = $1 AND device_id = $2 AND id <> $3 \
     LIMIT 1 FOR KEY SHARE";
 

@@ -34,28 +34,30 @@ const SUBJECTS: &str = "\
 
 /// Frames sharing an image carry its size each, so one per image counts.
 /// Read from `frames_by_owner_age`, which includes `blob_key` and `bytes`.
-const STORED_BYTES: &str = "\
+pub(super) const STORED_BYTES: &str = "\
     SELECT coalesce(sum(bytes), 0)::int8 FROM ( \
         SELECT max(bytes) AS bytes FROM frames WHERE owner_id = $1 GROUP BY blob_key \
     ) images";
 
 /// One batch through `frames_by_owner_age`, then one count per image of the
-/// batch through `frames_by_blob_key`.
-const OLDEST_FRAMES: &str = "\
+/// batch through `frames_by_blob_key` (per image, not per frame: a still
+/// scene may have thousands of frames on one image).
+pub(super) const OLDEST_FRAMES: &str = "\
     WITH batch AS ( \
         SELECT id, captured_at, blob_key, bytes FROM frames \
         WHERE owner_id = $1 AND ($2::timestamptz IS NULL OR captured_at < $2) \
         ORDER BY captured_at, id LIMIT $3 \
     ), refs AS ( \
-        SELECT blob_key, count(*) AS blob_refs FROM frames \
-        WHERE blob_key IN (SELECT blob_key FROM batch) GROUP BY blob_key \
+        SELECT k.blob_key, \
+               (SELECT count(*) FROM frames g WHERE g.blob_key = k.blob_key) AS blob_refs \
+        FROM (SELECT DISTINCT blob_key FROM batch) k \
     ) \
     SELECT b.id, b.captured_at, b.blob_key, b.bytes, r.blob_refs \
     FROM batch b JOIN refs r ON r.blob_key = b.blob_key \
     ORDER BY b.captured_at, b.id";
 
 /// The `(device, label)` pairs whose sighting names one of the frames.
-const AFFECTED_SIGHTINGS: &str =
+pub(super) const AFFECTED_SIGHTINGS: &str =
     "SELECT DISTINCT device_id, label FROM last_seen WHERE frame_id = ANY($1)";
 
 /// The cascades take the detections and the `last_seen` rows with them.
@@ -64,7 +66,7 @@ const DELETE_FRAMES: &str =
 
 /// For each pair, the newest remaining detection, best score on equal times;
 /// it never replaces a newer sighting stored meanwhile.
-const REPAIR_LAST_SEEN: &str = "\
+pub(super) const REPAIR_LAST_SEEN: &str = "\
     INSERT INTO last_seen \
     (device_id, label, owner_id, frame_id, captured_at, score, x1, y1, x2, y2) \
     SELECT best.device_id, best.label, best.owner_id, best.frame_id, best.captured_at, \
@@ -81,7 +83,7 @@ const REPAIR_LAST_SEEN: &str = "\
         x1 = excluded.x1, y1 = excluded.y1, x2 = excluded.x2, y2 = excluded.y2 \
     WHERE excluded.captured_at > last_seen.captured_at";
 
-const UNREFERENCED: &str = "\
+pub(super) const UNREFERENCED: &str = "\
     SELECT k.key FROM UNNEST($1::text[]) AS k (key) \
     WHERE NOT EXISTS (SELECT 1 FROM frames f WHERE f.blob_key = k.key)";
 

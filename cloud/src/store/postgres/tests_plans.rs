@@ -11,7 +11,13 @@ use uuid::Uuid;
 use super::PgStore;
 use super::accounts::USER_BLOB_KEYS;
 use super::devices::DEVICE_BLOB_KEYS;
-use super::reads::{FRAME_DETECTIONS, LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, push_detection_listing};
+use super::ingest::LOCK_IMAGE_FRAME;
+use super::reads::{
+    FRAME_DETECTIONS, LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, PREVIOUS_IMAGE, push_detection_listing,
+};
+use super::retention::{
+    AFFECTED_SIGHTINGS, OLDEST_FRAMES, REPAIR_LAST_SEEN, STORED_BYTES, UNREFERENCED,
+};
 use super::tests::{TestDb, fresh};
 use crate::store::{Cursor, DetectionQuery};
 
@@ -290,5 +296,102 @@ async fn frame_reads_and_deletions_search_indexes_without_scanning() {
             "{query}\n{nodes:#?}"
         );
         assert!(!scans_a_big_table(&nodes), "{query}\n{nodes:#?}");
+    }
+}
+
+#[tokio::test]
+async fn ingest_and_retention_reads_seek_their_indexes() {
+    let (store, _db) = populated().await;
+    let (owner, device) = device_of(&store, "history1").await;
+    let (frame, key): (Uuid, String) =
+        sqlx::query_as("SELECT id, blob_key FROM frames WHERE device_id = $1 AND seq = 200")
+            .bind(device.as_uuid())
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    let cutoff = chrono::DateTime::parse_from_rfc3339("2024-01-01T03:00:00Z").unwrap();
+    let cutoff = cutoff.with_timezone(&chrono::Utc);
+    let none: Option<chrono::DateTime<chrono::Utc>> = None;
+
+    // (name, plan, indexes it must read)
+    let plans = [
+        (
+            "previous image (every ingest)",
+            nodes_of(
+                &store,
+                explain(PREVIOUS_IMAGE).bind(device.as_uuid()).bind(200i64),
+            )
+            .await,
+            vec!["frames_device_seq_key", "frames_by_blob_key"],
+        ),
+        (
+            "lock a frame of a shared image",
+            nodes_of(
+                &store,
+                explain(LOCK_IMAGE_FRAME)
+                    .bind(&key)
+                    .bind(device.as_uuid())
+                    .bind(Uuid::nil()),
+            )
+            .await,
+            vec!["frames_by_blob_key"],
+        ),
+        (
+            "oldest frames before a cutoff",
+            nodes_of(
+                &store,
+                explain(OLDEST_FRAMES)
+                    .bind(owner.as_uuid())
+                    .bind(Some(cutoff))
+                    .bind(500i64),
+            )
+            .await,
+            vec!["frames_by_owner_age", "frames_by_blob_key"],
+        ),
+        (
+            "oldest frames",
+            nodes_of(
+                &store,
+                explain(OLDEST_FRAMES)
+                    .bind(owner.as_uuid())
+                    .bind(none)
+                    .bind(500i64),
+            )
+            .await,
+            vec!["frames_by_owner_age", "frames_by_blob_key"],
+        ),
+        (
+            "stored bytes",
+            nodes_of(&store, explain(STORED_BYTES).bind(owner.as_uuid())).await,
+            vec!["frames_by_owner_age"],
+        ),
+        (
+            "sightings of deleted frames",
+            nodes_of(&store, explain(AFFECTED_SIGHTINGS).bind(vec![frame])).await,
+            vec!["last_seen_by_frame"],
+        ),
+        (
+            "last_seen repair",
+            nodes_of(
+                &store,
+                explain(REPAIR_LAST_SEEN)
+                    .bind(vec![device.as_uuid()])
+                    .bind(vec!["label1".to_owned()]),
+            )
+            .await,
+            vec!["detections_by_device"],
+        ),
+        (
+            "unreferenced images",
+            nodes_of(&store, explain(UNREFERENCED).bind(vec![key.clone()])).await,
+            vec!["frames_by_blob_key"],
+        ),
+    ];
+    for (name, nodes, indexes) in plans {
+        println!("{name}: {nodes:?}");
+        for index in indexes {
+            assert!(reads_index(&nodes, index), "{name}: {index}\n{nodes:#?}");
+        }
+        assert!(!scans_a_big_table(&nodes), "{name}\n{nodes:#?}");
     }
 }

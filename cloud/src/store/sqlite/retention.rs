@@ -37,14 +37,16 @@ const STORED_BYTES: &str = "\
     )";
 
 /// One batch through `frames_by_owner_age`, then one count per image of the
-/// batch through `frames_by_blob_key`.
+/// batch through `frames_by_blob_key` (per image, not per frame: a still
+/// scene may have thousands of frames on one image).
 const OLDEST_FRAMES: &str = "\
     WITH batch AS ( \
         SELECT id, captured_at, blob_key, bytes FROM frames \
         WHERE owner_id = ? AND captured_at < ? ORDER BY captured_at, id LIMIT ? \
     ), refs AS ( \
-        SELECT blob_key, count(*) AS blob_refs FROM frames \
-        WHERE blob_key IN (SELECT blob_key FROM batch) GROUP BY blob_key \
+        SELECT k.blob_key, \
+               (SELECT count(*) FROM frames g WHERE g.blob_key = k.blob_key) AS blob_refs \
+        FROM (SELECT DISTINCT blob_key FROM batch) k \
     ) \
     SELECT b.id, b.captured_at, b.blob_key, b.bytes, r.blob_refs \
     FROM batch b JOIN refs r ON r.blob_key = b.blob_key \

@@ -11,6 +11,8 @@ pub mod detect;
 pub mod devices;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
+pub mod mqtt;
 pub mod query;
 pub mod store;
 pub mod telemetry;
@@ -28,8 +30,10 @@ use blob::{BlobError, BlobStore, DirBlobStore, S3BlobStore, S3Settings};
 use config::Config;
 use detect::{DetectorPool, PoolSettings};
 use devices::Devices;
+use devices::control::DeviceControl;
 use http::{AppState, HttpLimits};
 use ingest::Ingest;
+use metrics::Metrics;
 use query::Sightings;
 use store::{PgStore, SqliteStore, Store};
 
@@ -61,6 +65,8 @@ pub enum StartupError {
     Keys(#[from] auth::KeyError),
     #[error("invalid password hashing parameters: {0}")]
     Hash(#[from] auth::HashError),
+    #[error(transparent)]
+    Mqtt(#[from] mqtt::MqttError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -98,6 +104,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         intra_threads: config.detect_threads,
         queue_depth: config.queue_depth,
         max_image_pixels: config.max_image_pixels,
+        detect: config.detect_enabled,
     })?);
     Ok(AppState {
         accounts: Arc::new(Accounts::new(
@@ -118,6 +125,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             config.device_token_ttl_days,
             config.max_devices_per_user,
         )),
+        control: Arc::new(DeviceControl::new(store.clone())),
         ingest: Arc::new(Ingest::new(store.clone(), blobs.clone(), detector)),
         sightings: Arc::new(Sightings::new(
             store.clone(),
@@ -126,6 +134,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             config.max_image_pixels,
         )),
         store,
+        metrics: Arc::new(Metrics::new()),
         limits: Arc::new(HttpLimits {
             max_frame_bytes: config.max_frame_bytes,
             max_json_bytes: config.max_json_bytes,
@@ -199,6 +208,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let state = build_state(&config).await?;
+    mqtt::start(&config, &state).await?;
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
     let accounts = state.accounts.clone();
     spawn_named("purge-revocations", async move {

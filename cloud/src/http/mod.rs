@@ -2,11 +2,13 @@
 //! Handlers parse, call the domain, and map the result; nothing else.
 
 mod accounts;
+mod control;
 mod devices;
 pub mod error;
 mod extract;
 mod frames;
 mod health;
+mod metrics;
 mod openapi;
 mod sightings;
 
@@ -23,7 +25,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Accounts;
 use crate::devices::Devices;
+use crate::devices::control::DeviceControl;
 use crate::ingest::Ingest;
+use crate::metrics::Metrics;
 use crate::query::Sightings;
 use crate::store::Store;
 use error::ApiError;
@@ -45,9 +49,11 @@ pub struct HttpLimits {
 pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub devices: Arc<Devices>,
+    pub control: Arc<DeviceControl>,
     pub ingest: Arc<Ingest>,
     pub sightings: Arc<Sightings>,
     pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
     pub limits: Arc<HttpLimits>,
 }
 
@@ -55,6 +61,7 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.limits.cors_allowed_origins);
     let (api, document) = api(&state.limits).split_for_parts();
     api.layer(Extension(openapi::Published::new(&document)))
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -78,6 +85,7 @@ fn api(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::new()
         .merge(accounts::router(limits))
         .merge(devices::router(limits))
+        .merge(control::router(limits))
         .merge(frames::router(limits))
         .merge(sightings::router())
         .merge(health::router())

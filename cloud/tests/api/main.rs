@@ -2,12 +2,15 @@
 
 mod accounts;
 mod bad_input;
+mod control;
 mod detector;
 mod devices;
 mod helpers;
 mod hostile;
 mod ingest;
 mod limits;
+mod mqtt;
+mod mqtt_client;
 mod openapi;
 mod queries;
 mod sessions;

@@ -132,8 +132,8 @@ pub struct Config {
     pub mqtt_topic_prefix: String,
     /// Shared-subscription group: cloud nodes in one group split the frames.
     pub mqtt_shared_group: String,
-    /// Frames from MQTT being ingested at once by this node; beyond it the
-    /// node stops reading from the broker until one finishes.
+    /// Frames from MQTT being ingested at once by this node; one beyond it
+    /// gets no ack (counted as `overloaded`) and its device sends it again.
     pub mqtt_max_in_flight: usize,
     /// Largest MQTT message the broker and the cloud accept.
     pub mqtt_max_message_bytes: usize,

@@ -1,6 +1,7 @@
 //! The cloud's MQTT client: one connection per node, shared subscriptions
 //! on every device's frames and status topics, one task per message (at
-//! most `mqtt_max_in_flight` at once), and the publishes back to devices.
+//! most `mqtt_max_in_flight` frames at once; more are dropped as
+//! `overloaded`), and the publishes back to devices.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -205,11 +206,17 @@ async fn run(
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                // Waiting here stops reading from the broker: the bound on
-                // concurrent ingest is the backpressure towards it.
-                let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                    return;
-                };
+                // The loop never waits for room: it must go on answering the
+                // broker's pings. A frame beyond the bound gets no ack and is
+                // sent again by its device, like one refused by a full queue.
+                let permit = in_flight.clone().try_acquire_owned().ok();
+                if permit.is_none() && publish.topic.ends_with(TopicKind::Frames.as_str()) {
+                    session.state.metrics.frame(
+                        crate::metrics::Transport::Mqtt,
+                        FrameOutcome::Dropped(frames::Dropped::Overloaded.as_str()),
+                    );
+                    continue;
+                }
                 let session = session.clone();
                 tokio::spawn(async move {
                     session.dispatch(publish.topic, publish.payload).await;

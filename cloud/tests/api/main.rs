@@ -14,3 +14,4 @@ mod mqtt_client;
 mod openapi;
 mod queries;
 mod sessions;
+mod two_nodes;

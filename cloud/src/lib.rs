@@ -222,7 +222,9 @@ pub async fn run(
         }
     });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(state.clone())
+        .merge(metrics::router(state))
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -8,7 +8,6 @@ pub mod error;
 mod extract;
 mod frames;
 mod health;
-mod metrics;
 mod openapi;
 mod sightings;
 
@@ -61,7 +60,6 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.limits.cors_allowed_origins);
     let (api, document) = api(&state.limits).split_for_parts();
     api.layer(Extension(openapi::Published::new(&document)))
-        .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

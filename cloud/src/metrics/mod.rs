@@ -5,6 +5,7 @@
 //! REST error codes, the drop reasons), and [`Histogram`] for latencies.
 //! Every metric name is in this module.
 
+mod endpoint;
 mod histogram;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use endpoint::router;
 pub use histogram::Histogram;
 
 /// How a frame reached the cloud.

@@ -1,13 +1,22 @@
-//! `GET /metrics`: Prometheus text, outside the versioned API.
+//! `GET /metrics`: Prometheus text for scrapers, outside the versioned API
+//! and its OpenAPI document (which describe the REST API only).
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 
-use super::AppState;
-use crate::metrics::Gauges;
+use super::Gauges;
+use crate::http::AppState;
 
-pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// The metrics route, merged beside `http::router` by `run`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (queue_depth, queue_capacity) = state.ingest.queue();
     let text = state.metrics.render(&Gauges {
         queue_depth,

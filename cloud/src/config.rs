@@ -102,6 +102,9 @@ pub struct Config {
     pub detect_threads: usize,
     /// Frames waiting for a detector before ingest answers 503.
     pub queue_depth: usize,
+    /// False stores frames without running the model (no detections): only
+    /// for measuring the rest of the ingest path (BENCHMARKS.md).
+    pub detect_enabled: bool,
     /// Seconds a client is told to wait (Retry-After) when the queue is full.
     pub retry_after_secs: u32,
 
@@ -133,6 +136,37 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// Origins allowed to call the API from a browser (CORS); empty is off.
     pub cors_allowed_origins: Vec<String>,
+
+    /// MQTT transport: `embedded` (a broker inside the cloud on
+    /// `mqtt_listen`), `external` (a client of the broker at `mqtt_url`) or `off`.
+    pub mqtt: MqttMode,
+    /// Where the embedded broker listens.
+    pub mqtt_listen: SocketAddr,
+    /// PEM certificate chain and key: the embedded broker then speaks TLS only.
+    pub mqtt_tls_cert: Option<PathBuf>,
+    pub mqtt_tls_key: Option<PathBuf>,
+    /// The external broker, `mqtt://host:port` or `mqtts://host:port`.
+    pub mqtt_url: Option<String>,
+    /// Credentials for the external broker, if it wants any.
+    pub mqtt_username: Option<String>,
+    pub mqtt_password: Option<Secret>,
+    /// First levels of every topic: `{prefix}/{device}/frames|ack|config|status`.
+    pub mqtt_topic_prefix: String,
+    /// Shared-subscription group: cloud nodes in one group split the frames.
+    pub mqtt_shared_group: String,
+    /// Frames from MQTT being ingested at once by this node; one beyond it
+    /// gets no ack (counted as `overloaded`) and its device sends it again.
+    pub mqtt_max_in_flight: usize,
+    /// Largest MQTT message the broker and the cloud accept.
+    pub mqtt_max_message_bytes: usize,
+    /// Most MQTT connections the embedded broker holds.
+    pub mqtt_max_connections: usize,
+    /// The embedded broker keeps recent messages of each topic in memory, in
+    /// at most this many segments of about this many bytes (a segment may go
+    /// over by its last message); a subscriber further behind loses messages.
+    pub mqtt_broker_segment_bytes: usize,
+    pub mqtt_broker_segments: usize,
+    pub mqtt_keep_alive_secs: u64,
 
     /// `tracing` filter, e.g. `info` or `lastseen_cloud=debug,info`.
     pub log: String,
@@ -168,6 +202,7 @@ impl Default for Config {
             detect_workers: 2,
             detect_threads: 1,
             queue_depth: 64,
+            detect_enabled: true,
             retry_after_secs: 1,
             max_frame_bytes: 10 * 1024 * 1024,
             max_json_bytes: 64 * 1024,
@@ -186,9 +221,37 @@ impl Default for Config {
             login_window_secs: 300,
             client_ip_header: None,
             cors_allowed_origins: Vec::new(),
+            mqtt: MqttMode::Embedded,
+            mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            mqtt_tls_cert: None,
+            mqtt_tls_key: None,
+            mqtt_url: None,
+            mqtt_username: None,
+            mqtt_password: None,
+            mqtt_topic_prefix: lastseen_shared::topics::DEFAULT_PREFIX.to_owned(),
+            mqtt_shared_group: "ingest".to_owned(),
+            mqtt_max_in_flight: 64,
+            mqtt_max_message_bytes: 10 * 1024 * 1024 + 64 * 1024,
+            mqtt_max_connections: 10_000,
+            mqtt_broker_segment_bytes: 4 * 1024 * 1024,
+            mqtt_broker_segments: 4,
+            mqtt_keep_alive_secs: 30,
             log: "info".to_owned(),
         }
     }
+}
+
+/// How the cloud takes part in MQTT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MqttMode {
+    /// A broker inside the cloud process (rumqttd), on `mqtt_listen`.
+    #[default]
+    Embedded,
+    /// A client of the broker at `mqtt_url` (Mosquitto, EMQX ...).
+    External,
+    /// No MQTT: devices use HTTPS only.
+    Off,
 }
 
 /// Variables meant for other lastseen programs (the agent, the load tool) share
@@ -381,6 +444,7 @@ impl Config {
                 "jwt_secret must be at least 32 bytes",
             );
         }
+        problems.extend(self.mqtt_problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -480,6 +544,26 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_secret_file: Option<PathBuf>,
+    /// MQTT transport [default: embedded].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttMode>,
+    /// Embedded broker address [default: 127.0.0.1:1883].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_listen: Option<SocketAddr>,
+    /// External broker URL, mqtt://host:port or mqtts://host:port.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_url: Option<String>,
+    /// MQTT topic prefix [default: lastseen/v1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_topic_prefix: Option<String>,
+    /// Shared-subscription group of the cloud nodes [default: ingest].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_shared_group: Option<String>,
     /// Log filter [default: info].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,8 @@ pub mod detect;
 pub mod devices;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
+pub mod mqtt;
 pub mod query;
 pub mod retention;
 pub mod store;
@@ -29,8 +31,10 @@ use blob::{BlobError, BlobStore, DirBlobStore, S3BlobStore, S3Settings};
 use config::Config;
 use detect::{DetectorPool, PoolSettings};
 use devices::Devices;
+use devices::control::DeviceControl;
 use http::{AppState, HttpLimits};
 use ingest::{Ingest, UnchangedImages};
+use metrics::Metrics;
 use query::Sightings;
 use retention::{MaintenanceSettings, Retention};
 use store::{PgStore, RetentionLimits, SqliteStore, Store};
@@ -63,6 +67,8 @@ pub enum StartupError {
     Keys(#[from] auth::KeyError),
     #[error("invalid password hashing parameters: {0}")]
     Hash(#[from] auth::HashError),
+    #[error(transparent)]
+    Mqtt(#[from] mqtt::MqttError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -100,6 +106,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         intra_threads: config.detect_threads,
         queue_depth: config.queue_depth,
         max_image_pixels: config.max_image_pixels,
+        detect: config.detect_enabled,
     })?);
     Ok(AppState {
         accounts: Arc::new(Accounts::new(
@@ -120,6 +127,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             config.device_token_ttl_days,
             config.max_devices_per_user,
         )),
+        control: Arc::new(DeviceControl::new(store.clone())),
         ingest: Arc::new(
             Ingest::new(store.clone(), blobs.clone(), detector).with_unchanged_images(
                 UnchangedImages {
@@ -147,6 +155,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             config.max_image_pixels,
         )),
         store,
+        metrics: Arc::new(Metrics::new()),
         limits: Arc::new(HttpLimits {
             max_frame_bytes: config.max_frame_bytes,
             max_json_bytes: config.max_json_bytes,
@@ -220,6 +229,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let state = build_state(&config).await?;
+    mqtt::start(&config, &state).await?;
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
     let accounts = state.accounts.clone();
     spawn_named("purge-revocations", async move {
@@ -240,7 +250,9 @@ pub async fn run(
             .run_every(Duration::from_secs(config.maintenance_interval_secs)),
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(state.clone())
+        .merge(metrics::router(state))
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

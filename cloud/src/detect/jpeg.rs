@@ -48,6 +48,22 @@ pub fn sniff_jpeg(bytes: &[u8]) -> Result<(), ImageError> {
     }
 }
 
+/// The declared size, checked against `max_pixels`, without decoding pixels.
+pub(super) fn dimensions(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), ImageError> {
+    sniff_jpeg(bytes)?;
+    let decoder =
+        JpegDecoder::new(Cursor::new(bytes)).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooLarge {
+            width,
+            height,
+            max_pixels,
+        });
+    }
+    Ok((width, height))
+}
+
 /// Decodes to RGB after checking the declared size against `max_pixels`, so a
 /// small body declaring a huge image cannot make the server allocate it.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {

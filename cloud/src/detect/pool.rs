@@ -6,7 +6,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -16,6 +18,7 @@ use tokio::sync::oneshot;
 use super::jpeg;
 use super::model::{Analysis, YoloxModel};
 use super::{DetectError, runtime};
+use crate::metrics::Histogram;
 
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
@@ -26,6 +29,9 @@ pub struct PoolSettings {
     pub intra_threads: usize,
     pub queue_depth: usize,
     pub max_image_pixels: u64,
+    /// False skips the model: frames get their size from the JPEG header and
+    /// no detections. For measuring the rest of the ingest path only.
+    pub detect: bool,
 }
 
 /// The queue was full; the caller should ask the client to retry later.
@@ -41,26 +47,39 @@ struct Job {
 pub struct DetectorPool {
     jobs: Sender<Job>,
     capacity: usize,
+    latency: Arc<Histogram>,
 }
 
 impl DetectorPool {
     /// Loads one session per worker before returning, so a bad model path or
     /// a missing runtime fails at startup rather than on the first frame.
     pub fn start(settings: &PoolSettings) -> Result<Self, DetectError> {
-        let runtime = runtime::ensure_loaded(settings.onnxruntime_lib.as_deref())?;
+        let runtime = if settings.detect {
+            Some(runtime::ensure_loaded(settings.onnxruntime_lib.as_deref())?)
+        } else {
+            tracing::warn!("detection is off (detect_enabled = false): frames get no detections");
+            None
+        };
         let (jobs, queue) = bounded(settings.queue_depth);
+        let latency = Arc::new(Histogram::new());
         for index in 0..settings.workers {
-            let model = YoloxModel::load(
-                &runtime,
-                &settings.model_path,
-                settings.yolox.clone(),
-                settings.intra_threads,
-            )?;
+            let model = runtime
+                .as_ref()
+                .map(|runtime| {
+                    YoloxModel::load(
+                        runtime,
+                        &settings.model_path,
+                        settings.yolox.clone(),
+                        settings.intra_threads,
+                    )
+                })
+                .transpose()?;
             let queue = queue.clone();
             let max_pixels = settings.max_image_pixels;
+            let latency = latency.clone();
             thread::Builder::new()
                 .name(format!("detect-{index}"))
-                .spawn(move || work(model, queue, max_pixels))
+                .spawn(move || work(model, queue, max_pixels, &latency))
                 .map_err(|e| {
                     DetectError::Inference(format!("cannot start a detector thread: {e}"))
                 })?;
@@ -68,6 +87,7 @@ impl DetectorPool {
         Ok(Self {
             jobs,
             capacity: settings.queue_depth,
+            latency,
         })
     }
 
@@ -91,23 +111,30 @@ impl DetectorPool {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Decode plus inference time of each frame, queue wait excluded.
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
+    }
 }
 
 /// Runs until every sender is gone, i.e. until the pool is dropped.
-fn work(mut model: YoloxModel, queue: Receiver<Job>, max_pixels: u64) {
+fn work(mut model: Option<YoloxModel>, queue: Receiver<Job>, max_pixels: u64, latency: &Histogram) {
     while let Ok(job) = queue.recv() {
         if job.reply.is_closed() {
             // The client gave up; it will resend, and nothing was stored.
             continue;
         }
+        let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            analyse(&mut model, &job.jpeg, max_pixels)
+            analyse(model.as_mut(), &job.jpeg, max_pixels)
         }))
         .unwrap_or_else(|_| {
             Err(DetectError::Inference(
                 "the detector panicked on this frame".to_owned(),
             ))
         });
+        latency.observe(started.elapsed());
         if let Err(error) = &outcome {
             tracing::debug!(%error, "frame not analysed");
         }
@@ -115,7 +142,19 @@ fn work(mut model: YoloxModel, queue: Receiver<Job>, max_pixels: u64) {
     }
 }
 
-fn analyse(model: &mut YoloxModel, bytes: &[u8], max_pixels: u64) -> Result<Analysis, DetectError> {
+fn analyse(
+    model: Option<&mut YoloxModel>,
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<Analysis, DetectError> {
+    let Some(model) = model else {
+        let (width, height) = jpeg::dimensions(bytes, max_pixels)?;
+        return Ok(Analysis {
+            width,
+            height,
+            detections: Vec::new(),
+        });
+    };
     let image = jpeg::decode(bytes, max_pixels)?;
     let detections = model.detect(&image)?;
     Ok(Analysis {

@@ -1,6 +1,9 @@
 //! Devices: the cameras a user registers, each with its own token.
 //!
 //! Every call is scoped to the owner: another user's device is "not found".
+//! [`control`] holds the settings pushed to devices and the status they report.
+
+pub mod control;
 
 use std::sync::Arc;
 

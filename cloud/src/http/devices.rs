@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use lastseen_shared::DeviceId;
+use lastseen_shared::{DeviceId, DeviceStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentUser};
 use super::{AppState, HttpLimits};
-use crate::store::DeviceRecord;
+use crate::devices::control::DeviceOverview;
 
 pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -53,6 +53,13 @@ struct DeviceView {
     /// When it was revoked; `null` while it may send frames.
     #[schema(required = true)]
     revoked_at: Option<DateTime<Utc>>,
+    /// The last status the device reported (`state` is `offline` after its
+    /// MQTT connection dropped), or `null` if it never reported one.
+    #[schema(required = true)]
+    status: Option<DeviceStatus>,
+    /// When the cloud received `status`; `null` if it never did.
+    #[schema(required = true)]
+    last_status_at: Option<DateTime<Utc>>,
 }
 
 /// The device just created, with its token.
@@ -141,6 +148,7 @@ async fn list(
     CurrentUser(session): CurrentUser,
 ) -> Result<Json<DeviceList>, ApiError> {
     let devices = state.devices.list(session.user).await?;
+    let devices = state.control.overviews(session.user, devices).await?;
     Ok(Json(DeviceList {
         items: devices.into_iter().map(DeviceView::from).collect(),
     }))
@@ -167,13 +175,8 @@ async fn show(
     CurrentUser(session): CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    Ok(Json(
-        state
-            .devices
-            .get(session.user, parse_id(&id)?)
-            .await?
-            .into(),
-    ))
+    let device = state.devices.get(session.user, parse_id(&id)?).await?;
+    Ok(Json(state.control.overview(device).await?.into()))
 }
 
 /// Renames a device.
@@ -201,13 +204,11 @@ async fn rename(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RenameBody>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    Ok(Json(
-        state
-            .devices
-            .rename(session.user, parse_id(&id)?, &body.name)
-            .await?
-            .into(),
-    ))
+    let device = state
+        .devices
+        .rename(session.user, parse_id(&id)?, &body.name)
+        .await?;
+    Ok(Json(state.control.overview(device).await?.into()))
 }
 
 /// Issues a new device token; the old one stops working at once.
@@ -261,13 +262,8 @@ async fn revoke(
     CurrentUser(session): CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    Ok(Json(
-        state
-            .devices
-            .revoke(session.user, parse_id(&id)?)
-            .await?
-            .into(),
-    ))
+    let device = state.devices.revoke(session.user, parse_id(&id)?).await?;
+    Ok(Json(state.control.overview(device).await?.into()))
 }
 
 /// Deletes a device with its frames, detections and images.
@@ -299,14 +295,20 @@ fn parse_id(text: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-impl From<DeviceRecord> for DeviceView {
-    fn from(device: DeviceRecord) -> Self {
+impl From<DeviceOverview> for DeviceView {
+    fn from(DeviceOverview { device, status }: DeviceOverview) -> Self {
+        let (status, last_status_at) = match status {
+            Some(reported) => (Some(reported.status), Some(reported.received_at)),
+            None => (None, None),
+        };
         DeviceView {
             id: device.id,
             name: device.name,
             kind: device.kind,
             created_at: device.created_at,
             revoked_at: device.revoked_at,
+            status,
+            last_status_at,
         }
     }
 }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::devices::DeviceError;
+use crate::devices::control::ControlError;
 use crate::ingest::{IngestError, MetaError};
 use crate::query::QueryError;
 use crate::retention::RetentionError;
@@ -88,6 +89,15 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The stable code, also used in MQTT `Ack.rejected`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// Used by the retry hint of the ingest path when the queue is full.
@@ -180,6 +190,20 @@ impl From<DeviceError> for ApiError {
             }
             DeviceError::NotFound => ApiError::not_found(),
             DeviceError::Store(_) | DeviceError::Sign(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
+        match &error {
+            ControlError::NotFound => ApiError::not_found(),
+            ControlError::InvalidSettings(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_settings",
+                error.to_string(),
+            ),
+            ControlError::Store(_) => ApiError::internal(&error),
         }
     }
 }

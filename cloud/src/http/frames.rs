@@ -18,6 +18,7 @@ use super::extract::{ApiPath, ApiQuery, CurrentDevice, CurrentUser};
 use super::{AppState, HttpLimits};
 use crate::auth::Session;
 use crate::ingest::{FrameMeta, IngestOutcome, meta};
+use crate::metrics::{FrameOutcome, Transport};
 use crate::store::StoredFrame;
 
 const SEQ_HEADER: &str = "x-frame-seq";
@@ -109,12 +110,29 @@ async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<FrameAccepted>), ApiError> {
+    let answer = accept(&state, device, &headers, body).await;
+    let outcome = match &answer {
+        Ok((StatusCode::CREATED, _)) => FrameOutcome::Stored,
+        Ok(_) => FrameOutcome::Resent,
+        Err(error) if error.status().is_client_error() => FrameOutcome::Rejected(error.code()),
+        Err(error) => FrameOutcome::Dropped(error.code()),
+    };
+    state.metrics.frame(Transport::Http, outcome);
+    answer
+}
+
+async fn accept(
+    state: &AppState,
+    device: Result<CurrentDevice, ApiError>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<FrameAccepted>), ApiError> {
     let CurrentDevice(device) = device?;
-    require_jpeg_content_type(&headers)?;
+    require_jpeg_content_type(headers)?;
     let frame_meta = FrameMeta {
-        seq: meta::parse_seq(header_text(&headers, SEQ_HEADER)?)?,
+        seq: meta::parse_seq(header_text(headers, SEQ_HEADER)?)?,
         captured_at: meta::parse_captured_at(
-            header_text(&headers, CAPTURED_AT_HEADER)?,
+            header_text(headers, CAPTURED_AT_HEADER)?,
             Utc::now(),
         )?,
     };

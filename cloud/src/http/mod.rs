@@ -2,6 +2,7 @@
 //! Handlers parse, call the domain, and map the result; nothing else.
 
 mod accounts;
+mod control;
 mod devices;
 pub mod error;
 mod extract;
@@ -24,7 +25,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Accounts;
 use crate::devices::Devices;
+use crate::devices::control::DeviceControl;
 use crate::ingest::Ingest;
+use crate::metrics::Metrics;
 use crate::query::Sightings;
 use crate::retention::Retention;
 use crate::store::Store;
@@ -47,10 +50,12 @@ pub struct HttpLimits {
 pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub devices: Arc<Devices>,
+    pub control: Arc<DeviceControl>,
     pub ingest: Arc<Ingest>,
     pub sightings: Arc<Sightings>,
     pub retention: Arc<Retention>,
     pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
     pub limits: Arc<HttpLimits>,
 }
 
@@ -81,6 +86,7 @@ fn api(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::new()
         .merge(accounts::router(limits))
         .merge(devices::router(limits))
+        .merge(control::router(limits))
         .merge(frames::router(limits))
         .merge(sightings::router())
         .merge(retention::router(limits))

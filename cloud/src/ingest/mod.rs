@@ -188,6 +188,11 @@ impl Ingest {
     pub fn queue(&self) -> (usize, usize) {
         (self.detector.queue_len(), self.detector.capacity())
     }
+
+    /// How long detection takes per frame, for the metrics.
+    pub fn detection_latency(&self) -> &crate::metrics::Histogram {
+        self.detector.latency()
+    }
 }
 
 fn stored(frame: NewFrame, device_name: &str) -> StoredFrame {

@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod conformance;
+mod device_state;
 mod postgres;
 mod records;
 mod rows;
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 use lastseen_shared::{DeviceId, FrameId, Label, UserId};
 use uuid::Uuid;
 
+pub use device_state::{DeviceStateStore, ReportedStatus};
 pub use postgres::PgStore;
 pub use records::{
     AgedFrame, Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome,
@@ -49,8 +51,9 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Persistence for everything but image bytes (those go to the blob store).
+/// Device settings and status are in [`DeviceStateStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DeviceStateStore + Send + Sync + 'static {
     /// Cheap round trip used by the health check.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use lastseen_cloud::config::{Config, Secret};
+use lastseen_cloud::config::{Config, MqttMode, Secret};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -81,8 +81,17 @@ pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
         argon2_iterations: 1,
         jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
         log: "warn".to_owned(),
+        // Tests never take fixed ports: the ones that need MQTT ask for it
+        // with `with_embedded_mqtt` or `with_external_mqtt`.
+        mqtt: MqttMode::Off,
         ..Config::default()
     }
+}
+
+/// The embedded broker on a free loopback port.
+pub(crate) fn with_embedded_mqtt(config: &mut Config) {
+    config.mqtt = MqttMode::Embedded;
+    config.mqtt_listen = lastseen_cloud::mqtt::free_loopback_port().expect("a free port");
 }
 
 pub(crate) async fn spawn_app() -> TestApp {

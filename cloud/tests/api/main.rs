@@ -2,13 +2,17 @@
 
 mod accounts;
 mod bad_input;
+mod control;
 mod detector;
 mod devices;
 mod helpers;
 mod hostile;
 mod ingest;
 mod limits;
+mod mqtt;
+mod mqtt_client;
 mod openapi;
 mod queries;
 mod retention;
 mod sessions;
+mod two_nodes;

@@ -13,7 +13,7 @@ use crate::helpers::{PASSWORD, TestApp, fixture_jpeg, spawn_app};
 /// Every route the server has: README's "HTTP API" table, plus the two that
 /// serve this description. A route added without documenting it, or
 /// documented without existing, breaks the equality below.
-const ROUTES: [(&str, &str); 24] = [
+const ROUTES: [(&str, &str); 28] = [
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/logout"),
@@ -30,6 +30,10 @@ const ROUTES: [(&str, &str); 24] = [
     ("POST", "/api/v1/devices/{id}/rotate"),
     ("POST", "/api/v1/devices/{id}/revoke"),
     ("DELETE", "/api/v1/devices/{id}"),
+    ("GET", "/api/v1/devices/{id}/settings"),
+    ("PUT", "/api/v1/devices/{id}/settings"),
+    ("GET", "/api/v1/device/settings"),
+    ("POST", "/api/v1/device/status"),
     ("POST", "/api/v1/frames"),
     ("GET", "/api/v1/last-seen"),
     ("GET", "/api/v1/detections"),
@@ -501,6 +505,39 @@ async fn every_documented_operation_is_served_and_answers_as_documented() {
     )
     .await;
     let frame_id = frame["frame_id"].as_str().expect("frame_id").to_owned();
+
+    let settings = ("GET", "/api/v1/devices/{id}/settings");
+    let settings_path = format!("{device_path}/settings");
+    let defaults = api
+        .call(settings, &settings_path, user, Body::Empty, ok)
+        .await;
+    api.call(
+        ("PUT", "/api/v1/devices/{id}/settings"),
+        &settings_path,
+        user,
+        Body::Json(json!({"heartbeat_secs": 60})),
+        ok,
+    )
+    .await;
+    let own = api
+        .call(
+            ("GET", "/api/v1/device/settings"),
+            "/api/v1/device/settings",
+            Some(&device_token),
+            Body::Empty,
+            ok,
+        )
+        .await;
+    assert_eq!(own["heartbeat_secs"], 60);
+    assert_eq!(own["light"], defaults["light"]);
+    api.call(
+        ("POST", "/api/v1/device/status"),
+        "/api/v1/device/status",
+        Some(&device_token),
+        Body::Json(json!({"state": "online", "counters": {"captured": 3}, "spool_depth": 0})),
+        none,
+    )
+    .await;
 
     let devices = ("GET", "/api/v1/devices");
     let list = api.call(devices, devices.1, user, Body::Empty, ok).await;

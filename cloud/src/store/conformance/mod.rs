@@ -13,6 +13,7 @@ pub(crate) mod accounts;
 pub(crate) mod credentials;
 pub(crate) mod deletion;
 pub(crate) mod device_changes;
+pub(crate) mod device_state;
 pub(crate) mod frames;
 pub(crate) mod listings;
 pub(crate) mod retention;

@@ -15,6 +15,7 @@
 //!   tests on a real server.
 
 mod accounts;
+mod device_state;
 mod devices;
 mod ingest;
 mod reads;

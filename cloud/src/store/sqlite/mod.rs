@@ -12,6 +12,7 @@
 //! - SQL text is static or built with `QueryBuilder`; every value is bound.
 
 mod accounts;
+mod device_state;
 mod devices;
 mod ingest;
 mod reads;

@@ -5,6 +5,7 @@ use tempfile::TempDir;
 
 use super::SqliteStore;
 use super::reads::{LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, push_detection_listing};
+use crate::store::conformance::device_state::device_state_conformance_tests;
 use crate::store::conformance::store_conformance_tests;
 use crate::store::{Cursor, DetectionQuery, DeviceRecord, Store, StoreError, UserRecord};
 
@@ -15,6 +16,7 @@ pub(crate) async fn fresh() -> (SqliteStore, TempDir) {
 }
 
 store_conformance_tests!(fresh);
+device_state_conformance_tests!(fresh);
 
 pub(super) fn epoch() -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000, 0).unwrap()

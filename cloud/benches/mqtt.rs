@@ -1,0 +1,309 @@
+//! Frames per second and ack latency over MQTT: the cloud in this process
+//! (SQLite and blobs in a temp dir), DEVICES rumqttc devices each keeping up
+//! to WINDOW frames unacknowledged, publishing FRAMES envelopes in all.
+//!
+//! `cargo bench -p lastseen-cloud --bench mqtt` (see BENCHMARKS.md).
+//! Environment: BROKER (`embedded` or `mosquitto`, the machine's on
+//! 127.0.0.1:1883), DETECT (1, or 0 for `detect_enabled = false`), FRAMES
+//! (default 400), DEVICES (4), WINDOW (8), WORKERS (2), IMAGE (`dog.jpg`,
+//! or `tiny` for a 64x48 JPEG).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use chrono::Utc;
+use lastseen_cloud::config::{Config, MqttMode, Secret};
+use lastseen_shared::envelope::{self, EnvelopeHeader};
+use lastseen_shared::{Ack, DeviceId, Topics};
+use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn shared() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+fn image() -> Result<Vec<u8>> {
+    let name = std::env::var("IMAGE").unwrap_or_else(|_| "dog.jpg".to_owned());
+    if name == "tiny" {
+        let image = image::RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([90, (x * 4) as u8, (y * 5) as u8])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&image)?;
+        return Ok(out.into_inner());
+    }
+    let path = shared().join("fixtures/images").join(&name);
+    std::fs::read(&path).with_context(|| path.display().to_string())
+}
+
+async fn api(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Result<Value> {
+    let mut request = client.post(format!("{base}{path}")).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    ensure!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    Ok(response.json().await.unwrap_or(Value::Null))
+}
+
+/// One device: publishes its share of the frames with at most `window`
+/// unacknowledged, and reports each frame's publish-to-ack time.
+async fn device(
+    broker: SocketAddr,
+    topics: Topics,
+    id: DeviceId,
+    token: String,
+    jpeg: Vec<u8>,
+    frames: usize,
+    window: usize,
+) -> Result<Vec<Duration>> {
+    let mut options = MqttOptions::new(id.to_string(), broker.ip().to_string(), broker.port());
+    options
+        .set_credentials(id.to_string(), token.clone())
+        .set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(16 << 20, 16 << 20);
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    let (acks, mut ack_rx) = mpsc::unbounded_channel::<Ack>();
+    let (ready, ready_rx) = tokio::sync::oneshot::channel();
+    let ack_topic = topics.ack(id);
+    let subscriber = client.clone();
+    let poller = tokio::spawn(async move {
+        let mut ready = Some(ready);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = subscriber
+                        .subscribe(ack_topic.clone(), QoS::AtLeastOnce)
+                        .await;
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Ok(ack) = serde_json::from_slice(&p.payload) {
+                        let _ = acks.send(ack);
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    eprintln!("device connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), ready_rx).await??;
+
+    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+    let mut latencies = Vec::with_capacity(frames);
+    let mut next = 1u64;
+    let last = frames as u64;
+    while latencies.len() < frames {
+        while next <= last && sent_at.len() < window {
+            let header = EnvelopeHeader {
+                device: id,
+                seq: next,
+                captured_at: Utc::now(),
+                token: token.clone(),
+                measurements: Vec::new(),
+            };
+            let message = envelope::encode(&header, &jpeg)?;
+            sent_at.insert(next, Instant::now());
+            client
+                .publish(topics.frames(id), QoS::AtLeastOnce, false, message)
+                .await?;
+            next += 1;
+        }
+        // A frame without an ack for this long was withheld (queue full):
+        // send it again, as the agent does.
+        match tokio::time::timeout(Duration::from_secs(5), ack_rx.recv()).await {
+            Ok(Some(ack)) => {
+                ensure!(ack.rejected.is_empty(), "rejected: {:?}", ack.rejected);
+                for seq in ack.acked {
+                    if let Some(at) = sent_at.remove(&seq) {
+                        latencies.push(at.elapsed());
+                    }
+                }
+            }
+            Ok(None) => bail!("the device connection ended"),
+            Err(_) => {
+                for (&seq, at) in sent_at.iter_mut() {
+                    let header = EnvelopeHeader {
+                        device: id,
+                        seq,
+                        captured_at: Utc::now(),
+                        token: token.clone(),
+                        measurements: Vec::new(),
+                    };
+                    *at = Instant::now();
+                    client
+                        .publish(
+                            topics.frames(id),
+                            QoS::AtLeastOnce,
+                            false,
+                            envelope::encode(&header, &jpeg)?,
+                        )
+                        .await?;
+                }
+            }
+        }
+    }
+    poller.abort();
+    Ok(latencies)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let broker_kind = std::env::var("BROKER").unwrap_or_else(|_| "embedded".to_owned());
+    let detect = env_or("DETECT", 1) != 0;
+    let frames = env_or("FRAMES", 400);
+    let devices = env_or("DEVICES", 4).max(1);
+    let window = env_or("WINDOW", 8).max(1);
+    let workers = env_or("WORKERS", 2);
+    let jpeg = image()?;
+
+    let data = tempfile::tempdir()?;
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let mut config = Config {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: data.path().to_path_buf(),
+        model_path: shared().join("models/yolox_nano.onnx"),
+        detect_workers: workers,
+        detect_enabled: detect,
+        queue_depth: 128,
+        jwt_secret: Some(Secret::new("bench-secret-that-is-long-enough-0123456789")),
+        argon2_memory_kib: 256,
+        argon2_iterations: 1,
+        log: "warn".to_owned(),
+        ..Config::default()
+    };
+    let broker: SocketAddr = match broker_kind.as_str() {
+        "embedded" => {
+            config.mqtt = MqttMode::Embedded;
+            config.mqtt_listen = lastseen_cloud::mqtt::free_loopback_port()?;
+            config.mqtt_listen
+        }
+        "mosquitto" => {
+            config.mqtt = MqttMode::External;
+            config.mqtt_url = Some("mqtt://127.0.0.1:1883".to_owned());
+            config.mqtt_topic_prefix = format!("lastseen-bench/{unique}");
+            config.mqtt_shared_group = format!("b{unique}");
+            "127.0.0.1:1883".parse()?
+        }
+        other => bail!("BROKER must be embedded or mosquitto, not {other}"),
+    };
+    let topics = Topics::new(&config.mqtt_topic_prefix)?;
+    lastseen_cloud::telemetry::init(&config.log);
+    let listener = lastseen_cloud::bind(config.bind).await?;
+    let base = format!("http://{}/api/v1", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lastseen_cloud::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        ensure!(!server.is_finished(), "the cloud did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    api(
+        &client,
+        &base,
+        "/auth/register",
+        None,
+        json!({"username": "bench", "password": "bench-password-123"}),
+    )
+    .await?;
+    let login = api(
+        &client,
+        &base,
+        "/auth/login",
+        None,
+        json!({"username": "bench", "password": "bench-password-123"}),
+    )
+    .await?;
+    let user = login["access_token"].as_str().context("token")?.to_owned();
+
+    let mut credentials = Vec::new();
+    for index in 0..devices {
+        let created = api(
+            &client,
+            &base,
+            "/devices",
+            Some(&user),
+            json!({"name": format!("bench-{index}")}),
+        )
+        .await?;
+        let id = DeviceId::parse(created["id"].as_str().context("id")?)?;
+        credentials.push((id, created["token"].as_str().context("token")?.to_owned()));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (index, (id, token)) in credentials.into_iter().enumerate() {
+        let share = frames / devices + usize::from(index < frames % devices);
+        tasks.push(tokio::spawn(device(
+            broker,
+            topics.clone(),
+            id,
+            token,
+            jpeg.clone(),
+            share,
+            window,
+        )));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    println!(
+        "broker={broker_kind} detect={detect} image={}B frames={} devices={devices} window={window} workers={workers}: \
+         {:.1} frames/s, ack latency p50 {:.1} ms, p99 {:.1} ms",
+        jpeg.len(),
+        latencies.len(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    let _ = stop.send(());
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! Counters of what the cloud did, as Prometheus text at `GET /metrics`.
+//!
+//! A small hand-written registry: atomics for plain counters, a mutex-held
+//! map for the labelled ones (labels come from fixed sets: transports, the
+//! REST error codes, the drop reasons), and [`Histogram`] for latencies.
+//! Every metric name is in this module.
+
+mod endpoint;
+mod histogram;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use endpoint::router;
+pub use histogram::Histogram;
+
+/// How a frame reached the cloud.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Transport {
+    Http,
+    Mqtt,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Mqtt => "mqtt",
+        }
+    }
+}
+
+/// What became of one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameOutcome {
+    /// Stored now.
+    Stored,
+    /// Stored before; answered from the store.
+    Resent,
+    /// Refused for good, with the REST error code (`unprocessable_image` ...).
+    Rejected(&'static str),
+    /// Not taken now: no MQTT ack, or an HTTP 5xx; the reason is a label.
+    Dropped(&'static str),
+}
+
+/// Gauges read when the metrics are rendered.
+pub struct Gauges<'a> {
+    pub queue_depth: usize,
+    pub queue_capacity: usize,
+    pub detection_seconds: &'a Histogram,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    received: [AtomicU64; 2],
+    stored: [AtomicU64; 2],
+    resent: [AtomicU64; 2],
+    rejected: Mutex<BTreeMap<(Transport, &'static str), u64>>,
+    dropped: Mutex<BTreeMap<(Transport, &'static str), u64>>,
+    acks_sent: AtomicU64,
+    statuses: AtomicU64,
+    statuses_dropped: AtomicU64,
+    configs_published: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn frame(&self, transport: Transport, outcome: FrameOutcome) {
+        let index = transport as usize;
+        self.received[index].fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            FrameOutcome::Stored => {
+                self.stored[index].fetch_add(1, Ordering::Relaxed);
+            }
+            FrameOutcome::Resent => {
+                self.resent[index].fetch_add(1, Ordering::Relaxed);
+            }
+            FrameOutcome::Rejected(code) => bump(&self.rejected, transport, code),
+            FrameOutcome::Dropped(reason) => bump(&self.dropped, transport, reason),
+        }
+    }
+
+    pub fn ack_sent(&self) {
+        self.acks_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn status_received(&self, recorded: bool) {
+        let counter = if recorded {
+            &self.statuses
+        } else {
+            &self.statuses_dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn config_published(&self) {
+        self.configs_published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self, gauges: &Gauges<'_>) -> String {
+        let mut out = String::with_capacity(4096);
+        let per_transport = |out: &mut String, name: &str, help: &str, values: &[AtomicU64; 2]| {
+            header(out, name, "counter", help);
+            for transport in [Transport::Http, Transport::Mqtt] {
+                let value = values[transport as usize].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{name}{{transport=\"{}\"}} {value}",
+                    transport.as_str()
+                );
+            }
+        };
+        per_transport(
+            &mut out,
+            "lastseen_frames_received_total",
+            "Frames that reached ingest, by transport.",
+            &self.received,
+        );
+        per_transport(
+            &mut out,
+            "lastseen_frames_stored_total",
+            "Frames stored for the first time.",
+            &self.stored,
+        );
+        per_transport(
+            &mut out,
+            "lastseen_frames_resent_total",
+            "Frames that had been stored before (answered from the store).",
+            &self.resent,
+        );
+        labelled(
+            &mut out,
+            "lastseen_frames_rejected_total",
+            "Frames refused for good, by REST error code.",
+            &self.rejected,
+        );
+        labelled(
+            &mut out,
+            "lastseen_frames_dropped_total",
+            "Frames not taken now (no MQTT ack, or HTTP 5xx); the device sends them again, except forged ones.",
+            &self.dropped,
+        );
+        counter(
+            &mut out,
+            "lastseen_mqtt_acks_sent_total",
+            "Ack messages published to devices.",
+            &self.acks_sent,
+        );
+        counter(
+            &mut out,
+            "lastseen_mqtt_statuses_total",
+            "Device statuses recorded from MQTT.",
+            &self.statuses,
+        );
+        counter(
+            &mut out,
+            "lastseen_mqtt_statuses_dropped_total",
+            "MQTT status messages dropped (unknown or revoked device, not a DeviceStatus).",
+            &self.statuses_dropped,
+        );
+        counter(
+            &mut out,
+            "lastseen_mqtt_configs_published_total",
+            "Gate settings published (retained) on device config topics.",
+            &self.configs_published,
+        );
+        header(
+            &mut out,
+            "lastseen_detect_queue_depth",
+            "gauge",
+            "Frames waiting for a detector.",
+        );
+        let _ = writeln!(out, "lastseen_detect_queue_depth {}", gauges.queue_depth);
+        header(
+            &mut out,
+            "lastseen_detect_queue_capacity",
+            "gauge",
+            "Frames the detection queue holds before ingest refuses more.",
+        );
+        let _ = writeln!(
+            out,
+            "lastseen_detect_queue_capacity {}",
+            gauges.queue_capacity
+        );
+        gauges.detection_seconds.render(
+            &mut out,
+            "lastseen_detection_seconds",
+            "Time to decode a frame and run the detector on it.",
+        );
+        out
+    }
+}
+
+fn bump(
+    map: &Mutex<BTreeMap<(Transport, &'static str), u64>>,
+    transport: Transport,
+    label: &'static str,
+) {
+    let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *map.entry((transport, label)).or_default() += 1;
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+}
+
+fn labelled(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    map: &Mutex<BTreeMap<(Transport, &'static str), u64>>,
+) {
+    header(out, name, "counter", help);
+    let map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for ((transport, reason), value) in map.iter() {
+        let _ = writeln!(
+            out,
+            "{name}{{transport=\"{}\",reason=\"{reason}\"}} {value}",
+            transport.as_str()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_its_counts() {
+        let metrics = Metrics::new();
+        metrics.frame(Transport::Http, FrameOutcome::Stored);
+        metrics.frame(Transport::Mqtt, FrameOutcome::Resent);
+        metrics.frame(
+            Transport::Mqtt,
+            FrameOutcome::Rejected("unprocessable_image"),
+        );
+        metrics.frame(Transport::Mqtt, FrameOutcome::Dropped("forged_token"));
+        metrics.frame(Transport::Mqtt, FrameOutcome::Dropped("forged_token"));
+        metrics.ack_sent();
+        let histogram = Histogram::new();
+        histogram.observe(std::time::Duration::from_millis(20));
+        let text = metrics.render(&Gauges {
+            queue_depth: 3,
+            queue_capacity: 64,
+            detection_seconds: &histogram,
+        });
+        for line in [
+            "lastseen_frames_received_total{transport=\"http\"} 1",
+            "lastseen_frames_received_total{transport=\"mqtt\"} 4",
+            "lastseen_frames_stored_total{transport=\"http\"} 1",
+            "lastseen_frames_resent_total{transport=\"mqtt\"} 1",
+            "lastseen_frames_rejected_total{transport=\"mqtt\",reason=\"unprocessable_image\"} 1",
+            "lastseen_frames_dropped_total{transport=\"mqtt\",reason=\"forged_token\"} 2",
+            "lastseen_mqtt_acks_sent_total 1",
+            "lastseen_detect_queue_depth 3",
+            "lastseen_detection_seconds_count 1",
+            "lastseen_detection_seconds_bucket{le=\"0.02\"} 1",
+            "lastseen_detection_seconds_bucket{le=\"0.01\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        // Every sample line belongs to a family announced before it.
+        let mut announced = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                announced.push(rest.split(' ').next().unwrap_or_default().to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap_or_default();
+                assert!(
+                    announced
+                        .iter()
+                        .any(|family| name.starts_with(family.as_str())),
+                    "{line}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! One frame envelope from a device's frames topic, through the same
+//! `Ingest::ingest` as HTTPS, to a verdict: ack it, reject it, or drop it.
+//!
+//! - The envelope must decode, name the device of its topic, and carry a
+//!   valid token of that device. Anything else is dropped without an answer
+//!   (no ack goes to a device that did not prove who it is) and counted.
+//! - Stored now or earlier: `acked`. Refused for good (the 4xx of the REST
+//!   API): `rejected` with the same error code.
+//! - Refused for now (queue full, storage down, detector failure): dropped
+//!   and counted; the device resends it because no ack came.
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use lastseen_shared::envelope;
+use lastseen_shared::messages::Rejected;
+use lastseen_shared::{Ack, DeviceId};
+
+use crate::auth::{Accounts, AuthError};
+use crate::http::error::ApiError;
+use crate::ingest::{FrameMeta, Ingest, IngestError, IngestOutcome, MetaError, meta};
+use crate::metrics::FrameOutcome;
+
+/// Why a frame got no answer at all; each is a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// Not a frame envelope (or a version this build cannot read).
+    BadEnvelope,
+    /// The envelope names another device than its topic.
+    TopicMismatch,
+    /// The token is invalid, expired, rotated, revoked, or another device's.
+    ForgedToken,
+    /// The detection queue is full: the device resends later.
+    Overloaded,
+    /// Storage (or the token check's store read) failed: resent later.
+    StorageUnavailable,
+    /// The detector failed on this frame.
+    DetectorFailed,
+}
+
+impl Dropped {
+    pub const ALL: [Dropped; 6] = [
+        Dropped::BadEnvelope,
+        Dropped::TopicMismatch,
+        Dropped::ForgedToken,
+        Dropped::Overloaded,
+        Dropped::StorageUnavailable,
+        Dropped::DetectorFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dropped::BadEnvelope => "bad_envelope",
+            Dropped::TopicMismatch => "topic_mismatch",
+            Dropped::ForgedToken => "forged_token",
+            Dropped::Overloaded => "overloaded",
+            Dropped::StorageUnavailable => "storage_unavailable",
+            Dropped::DetectorFailed => "detector_failed",
+        }
+    }
+}
+
+/// What happened to one frame message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Answer `ack` on the device's ack topic.
+    Answer {
+        device: DeviceId,
+        ack: Ack,
+        /// For the metrics: stored, resent or rejected.
+        outcome: FrameOutcome,
+    },
+    /// No answer.
+    Drop(Dropped),
+}
+
+/// Runs one frames-topic message through verification and ingest.
+pub async fn handle(
+    accounts: &Accounts,
+    ingest: &Ingest,
+    topic_device: DeviceId,
+    payload: Bytes,
+) -> Verdict {
+    let Ok(envelope) = envelope::decode(&payload) else {
+        return Verdict::Drop(Dropped::BadEnvelope);
+    };
+    // The JPEG is the tail of the message: sliced later, never copied.
+    let jpeg_offset = envelope.jpeg_offset(&payload);
+    let header = envelope.header;
+    if header.device != topic_device {
+        return Verdict::Drop(Dropped::TopicMismatch);
+    }
+    let device = match accounts.authenticate_device(&header.token).await {
+        Ok(device) if device.id == header.device => device,
+        Ok(_) | Err(AuthError::InvalidToken) => return Verdict::Drop(Dropped::ForgedToken),
+        Err(error) => {
+            tracing::warn!(%error, "cannot check a device token");
+            return Verdict::Drop(Dropped::StorageUnavailable);
+        }
+    };
+    let seq = header.seq;
+    let frame_meta = match check_meta(seq, header.captured_at) {
+        Ok(frame_meta) => frame_meta,
+        Err(error) => {
+            return Verdict::Answer {
+                device: device.id,
+                ack: rejected(seq, "invalid_frame_metadata", error.to_string()),
+                outcome: FrameOutcome::Rejected("invalid_frame_metadata"),
+            };
+        }
+    };
+    let jpeg = payload.slice(jpeg_offset..);
+    match ingest.ingest(&device, frame_meta, jpeg).await {
+        Ok(outcome) => Verdict::Answer {
+            device: device.id,
+            ack: Ack {
+                acked: vec![seq],
+                rejected: Vec::new(),
+            },
+            outcome: match outcome {
+                IngestOutcome::Stored(_) => FrameOutcome::Stored,
+                IngestOutcome::Resent(_) => FrameOutcome::Resent,
+            },
+        },
+        Err(error) => {
+            let overloaded = matches!(error, IngestError::Overloaded);
+            let detector = matches!(error, IngestError::Detect(_));
+            // The REST mapping decides what is permanent, so both transports
+            // refuse the same frames with the same codes.
+            let answer = ApiError::from(error);
+            if answer.status().is_client_error() {
+                Verdict::Answer {
+                    device: device.id,
+                    ack: rejected(seq, answer.code(), answer.message().to_owned()),
+                    outcome: FrameOutcome::Rejected(answer.code()),
+                }
+            } else if overloaded {
+                Verdict::Drop(Dropped::Overloaded)
+            } else if detector {
+                Verdict::Drop(Dropped::DetectorFailed)
+            } else {
+                Verdict::Drop(Dropped::StorageUnavailable)
+            }
+        }
+    }
+}
+
+/// The envelope's seq and time under the rules of the HTTP headers.
+fn check_meta(seq: u64, captured_at: DateTime<Utc>) -> Result<FrameMeta, MetaError> {
+    if seq > i64::MAX as u64 {
+        return Err(MetaError::Seq);
+    }
+    if captured_at > Utc::now() + Duration::hours(meta::MAX_CLOCK_SKEW_HOURS) {
+        return Err(MetaError::FromTheFuture);
+    }
+    Ok(FrameMeta { seq, captured_at })
+}
+
+fn rejected(seq: u64, code: &str, message: String) -> Ack {
+    Ack {
+        acked: Vec::new(),
+        rejected: vec![Rejected {
+            seq,
+            code: code.to_owned(),
+            message,
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_follows_the_http_rules() {
+        let now = Utc::now();
+        assert!(check_meta(7, now).is_ok());
+        assert_eq!(check_meta(u64::MAX, now).unwrap_err(), MetaError::Seq);
+        assert_eq!(
+            check_meta(1, now + Duration::days(3)).unwrap_err(),
+            MetaError::FromTheFuture
+        );
+    }
+
+    #[test]
+    fn every_drop_reason_has_its_own_label() {
+        let mut labels: Vec<_> = Dropped::ALL.iter().map(|d| d.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Dropped::ALL.len());
+    }
+}

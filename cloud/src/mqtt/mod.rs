@@ -1,0 +1,76 @@
+//! MQTT transport: devices publish frame envelopes and statuses; the cloud
+//! answers with acks and publishes their gate settings.
+//!
+//! - `broker`: the embedded rumqttd (`mqtt = "embedded"`, the default).
+//! - `session`: the cloud's own MQTT client (rumqttc), the same for the
+//!   embedded and an external broker (`mqtt = "external"`): shared
+//!   subscriptions on every device's frames and status topics, so several
+//!   cloud nodes split the work.
+//! - `frames`: one envelope -> verify -> `Ingest::ingest` -> ack, reject or drop.
+//! - `status`: status intake and config publishing.
+//!
+//! Delivery: the client acknowledges each MQTT message (PUBACK) as it
+//! arrives; the end-to-end receipt is the `Ack` on the device's ack topic,
+//! sent once the frame is stored or refused for good. A frame without one
+//! (queue full, storage down, a crash in between) stays in the device's spool
+//! and is sent again; ingest is idempotent on `(device, seq)`. Withholding the
+//! PUBACK instead would not bring a redelivery on a live connection, and
+//! rumqttd refuses out-of-order PUBACKs, which concurrent ingest produces.
+
+mod broker;
+pub mod frames;
+mod session;
+pub mod settings;
+mod status;
+
+use std::net::SocketAddr;
+
+pub use broker::free_loopback_port;
+pub use settings::BrokerUrl;
+
+use crate::config::{Config, MqttMode};
+use crate::http::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error(
+        "the embedded MQTT broker cannot listen on {addr} ({source}); set mqtt_listen / LASTSEEN_MQTT_LISTEN / --mqtt-listen to a free address, or mqtt = \"external\" or \"off\""
+    )]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("embedded MQTT broker TLS: {0}")]
+    Tls(String),
+    #[error("cannot start the MQTT broker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot reserve a loopback port for the MQTT broker: {0}")]
+    Internal(std::io::Error),
+    #[error("invalid mqtt_url (want mqtt://host:port or mqtts://host:port)")]
+    Url,
+    #[error("invalid mqtt_topic_prefix: {0}")]
+    Prefix(#[from] lastseen_shared::topics::PrefixError),
+    #[error("cannot connect to the MQTT broker at {broker}: {message}")]
+    Connect { broker: String, message: String },
+}
+
+/// Starts MQTT as configured; returns once the cloud's client is connected
+/// and subscribed, so a wrong address or credential fails at startup.
+pub async fn start(config: &Config, state: &AppState) -> Result<(), MqttError> {
+    let target = match config.mqtt {
+        MqttMode::Off => return Ok(()),
+        MqttMode::Embedded => {
+            let embedded = broker::start(config, state.accounts.clone())?;
+            session::Target::embedded(&embedded)
+        }
+        MqttMode::External => {
+            let url = config
+                .mqtt_url
+                .as_deref()
+                .and_then(BrokerUrl::parse)
+                .ok_or(MqttError::Url)?;
+            session::Target::external(url, config)
+        }
+    };
+    session::start(config, state, target).await
+}

@@ -1,0 +1,347 @@
+//! The cloud's MQTT client: one connection per node, shared subscriptions
+//! on every device's frames and status topics, one task per message (at
+//! most `mqtt_max_in_flight` frames at once; more are dropped as
+//! `overloaded`), and the publishes back to devices.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lastseen_shared::{DeviceId, GateSettings, TopicKind, Topics};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS,
+    SubscribeFilter, SubscribeReasonCode, Transport,
+};
+use tokio::sync::Semaphore;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::broker::{CLOUD_USERNAME, Embedded};
+use super::{BrokerUrl, MqttError, frames, status};
+use crate::config::{Config, Secret};
+use crate::http::AppState;
+use crate::metrics::FrameOutcome;
+use crate::spawn_named;
+
+/// Requests (publishes, subscribes) queued for the event loop.
+const REQUEST_CAPACITY: usize = 256;
+/// Outgoing QoS 1 messages (acks, configs) awaiting the broker's PUBACK.
+const OUTGOING_INFLIGHT: u16 = 100;
+/// How long startup waits for the first CONNACK and SUBACK.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Waits between reconnection attempts, doubling up to the maximum.
+const RECONNECT_MIN: Duration = Duration::from_millis(250);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// Where the cloud's client connects, and as whom.
+pub(super) struct Target {
+    host: String,
+    port: u16,
+    tls: bool,
+    credentials: Option<(String, Secret)>,
+}
+
+impl Target {
+    pub(super) fn embedded(broker: &Embedded) -> Self {
+        Self {
+            host: broker.internal.ip().to_string(),
+            port: broker.internal.port(),
+            tls: false,
+            credentials: Some((CLOUD_USERNAME.to_owned(), broker.password.clone())),
+        }
+    }
+
+    pub(super) fn external(url: BrokerUrl, config: &Config) -> Self {
+        let credentials = config.mqtt_username.clone().map(|user| {
+            let password = config.mqtt_password.clone().unwrap_or_default();
+            (user, password)
+        });
+        Self {
+            host: url.host,
+            port: url.port,
+            tls: url.tls,
+            credentials,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// What every message task needs.
+pub(super) struct Session {
+    pub(super) client: AsyncClient,
+    pub(super) topics: Topics,
+    pub(super) state: AppState,
+    /// Devices whose settings this process has published since the device
+    /// last came online; the broker may have lost earlier retained messages.
+    pub(super) configured: Mutex<HashSet<DeviceId>>,
+}
+
+pub(super) async fn start(
+    config: &Config,
+    state: &AppState,
+    target: Target,
+) -> Result<(), MqttError> {
+    let topics = Topics::new(&config.mqtt_topic_prefix)?;
+    let broker = target.describe();
+    let (client, mut eventloop) = connect(config, target);
+    let connect_error = |message: String| MqttError::Connect {
+        broker: broker.clone(),
+        message,
+    };
+    let filters = vec![
+        SubscribeFilter::new(
+            topics.shared_filter(&config.mqtt_shared_group, TopicKind::Frames),
+            QoS::AtLeastOnce,
+        ),
+        SubscribeFilter::new(
+            topics.shared_filter(&config.mqtt_shared_group, TopicKind::Status),
+            QoS::AtLeastOnce,
+        ),
+    ];
+    tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        first_session(&client, &mut eventloop, &filters),
+    )
+    .await
+    .map_err(|_| connect_error("no answer".to_owned()))?
+    .map_err(connect_error)?;
+    tracing::info!(%broker, prefix = topics.prefix(), group = %config.mqtt_shared_group, "MQTT ingest subscribed");
+
+    let session = Arc::new(Session {
+        client,
+        topics,
+        state: state.clone(),
+        configured: Mutex::new(HashSet::new()),
+    });
+    spawn_named(
+        "mqtt-config",
+        publish_changes(session.clone(), state.control.subscribe()),
+    );
+    spawn_named(
+        "mqtt-session",
+        run(
+            session,
+            eventloop,
+            filters,
+            Arc::new(Semaphore::new(config.mqtt_max_in_flight)),
+        ),
+    );
+    Ok(())
+}
+
+fn connect(config: &Config, target: Target) -> (AsyncClient, EventLoop) {
+    let client_id = format!("{CLOUD_USERNAME}-{}", uuid::Uuid::new_v4().simple());
+    let mut options = MqttOptions::new(client_id, target.host, target.port);
+    // Room for the envelope around a frame, and for the MQTT header.
+    let max_packet = config.mqtt_max_message_bytes + 64 * 1024;
+    options
+        .set_keep_alive(Duration::from_secs(config.mqtt_keep_alive_secs))
+        .set_clean_session(true)
+        .set_max_packet_size(max_packet, max_packet)
+        .set_inflight(OUTGOING_INFLIGHT);
+    if let Some((user, password)) = target.credentials {
+        options.set_credentials(user, password.expose());
+    }
+    if target.tls {
+        options.set_transport(Transport::tls_with_default_config());
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
+    // Without it, small QoS 1 messages wait for delayed ACKs (10x slower).
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    (client, eventloop)
+}
+
+/// Polls until connected and subscribed, so startup can report failure.
+async fn first_session(
+    client: &AsyncClient,
+    eventloop: &mut EventLoop,
+    filters: &[SubscribeFilter],
+) -> Result<(), String> {
+    loop {
+        let event = match eventloop.poll().await {
+            Ok(event) => event,
+            // Not listening yet (the embedded broker binds on its own
+            // thread, a broker may start beside the cloud): try again,
+            // within the caller's timeout.
+            Err(ConnectionError::Io(_) | ConnectionError::NetworkTimeout) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(error) => return Err(error.to_string()),
+        };
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => client
+                .try_subscribe_many(filters.to_vec())
+                .map_err(|e| e.to_string())?,
+            Event::Incoming(Packet::SubAck(ack)) => {
+                return if ack
+                    .return_codes
+                    .iter()
+                    .all(|code| matches!(code, SubscribeReasonCode::Success(_)))
+                {
+                    Ok(())
+                } else {
+                    Err(format!("subscription refused: {:?}", ack.return_codes))
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Drives the connection for the life of the process; reconnects (and
+/// subscribes again: sessions are clean) after any failure.
+async fn run(
+    session: Arc<Session>,
+    mut eventloop: EventLoop,
+    filters: Vec<SubscribeFilter>,
+    in_flight: Arc<Semaphore>,
+) {
+    let mut backoff = RECONNECT_MIN;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                // The loop never waits for room: it must go on answering the
+                // broker's pings. A frame beyond the bound gets no ack and is
+                // sent again by its device, like one refused by a full queue.
+                let permit = in_flight.clone().try_acquire_owned().ok();
+                if permit.is_none() && publish.topic.ends_with(TopicKind::Frames.as_str()) {
+                    session.state.metrics.frame(
+                        crate::metrics::Transport::Mqtt,
+                        FrameOutcome::Dropped(frames::Dropped::Overloaded.as_str()),
+                    );
+                    continue;
+                }
+                let session = session.clone();
+                tokio::spawn(async move {
+                    session.dispatch(publish.topic, publish.payload).await;
+                    drop(permit);
+                });
+            }
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = RECONNECT_MIN;
+                tracing::info!("MQTT connection back");
+                if let Err(error) = session.client.try_subscribe_many(filters.clone()) {
+                    tracing::error!(%error, "cannot subscribe again");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                log_connection_error(&error);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RECONNECT_MAX);
+            }
+        }
+    }
+}
+
+fn log_connection_error(error: &ConnectionError) {
+    tracing::warn!(%error, "MQTT connection lost; reconnecting");
+}
+
+/// Publishes each settings change on its device's config topic.
+async fn publish_changes(
+    session: Arc<Session>,
+    mut changes: tokio::sync::broadcast::Receiver<crate::devices::control::SettingsChange>,
+) {
+    loop {
+        match changes.recv().await {
+            Ok(change) => {
+                session
+                    .publish_settings(change.device, &change.settings)
+                    .await;
+            }
+            Err(RecvError::Lagged(missed)) => {
+                // The changes are in the store: a device gets them the next
+                // time it comes online, or from GET /device/settings.
+                tracing::warn!(missed, "settings changes not published: too many at once");
+                session
+                    .configured
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+impl Session {
+    async fn dispatch(&self, topic: String, payload: bytes::Bytes) {
+        match self.topics.parse(&topic) {
+            Some((device, TopicKind::Frames)) => self.frame(device, payload).await,
+            Some((device, TopicKind::Status)) => status::intake(self, device, &payload).await,
+            // Only frames and status are subscribed to; anything else is a
+            // broker delivering more than asked.
+            _ => tracing::debug!(%topic, "MQTT message on an unexpected topic"),
+        }
+    }
+
+    async fn frame(&self, device: DeviceId, payload: bytes::Bytes) {
+        let state = &self.state;
+        let verdict = frames::handle(&state.accounts, &state.ingest, device, payload).await;
+        match verdict {
+            frames::Verdict::Answer {
+                device,
+                ack,
+                outcome,
+            } => {
+                state
+                    .metrics
+                    .frame(crate::metrics::Transport::Mqtt, outcome);
+                let payload = match serde_json::to_vec(&ack) {
+                    Ok(payload) => payload,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot encode an ack");
+                        return;
+                    }
+                };
+                match self
+                    .client
+                    .publish(self.topics.ack(device), QoS::AtLeastOnce, false, payload)
+                    .await
+                {
+                    Ok(()) => state.metrics.ack_sent(),
+                    Err(error) => tracing::warn!(%error, "cannot queue an ack"),
+                }
+            }
+            frames::Verdict::Drop(reason) => {
+                tracing::debug!(%device, reason = reason.as_str(), "MQTT frame dropped");
+                state.metrics.frame(
+                    crate::metrics::Transport::Mqtt,
+                    FrameOutcome::Dropped(reason.as_str()),
+                );
+            }
+        }
+    }
+
+    /// Retained, so a device gets its settings whenever it subscribes.
+    pub(super) async fn publish_settings(&self, device: DeviceId, settings: &GateSettings) {
+        let payload = match serde_json::to_vec(settings) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode gate settings");
+                return;
+            }
+        };
+        match self
+            .client
+            .publish(self.topics.config(device), QoS::AtLeastOnce, true, payload)
+            .await
+        {
+            Ok(()) => {
+                self.configured
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(device);
+                self.state.metrics.config_published();
+            }
+            Err(error) => tracing::warn!(%error, %device, "cannot queue gate settings"),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Device settings and status ([`crate::store::DeviceStateStore`]), run on
+//! every backend with `device_state_conformance_tests!(fresh)`.
+
+use std::collections::BTreeMap;
+
+use lastseen_shared::{DeviceState, DeviceStatus, GateSettings};
+
+use super::*;
+use crate::store::ReportedStatus;
+
+macro_rules! device_state_conformance_tests {
+    ($fresh:path) => {
+        $crate::store::conformance::store_conformance_tests!(@each $fresh;
+            device_state::settings_are_none_until_set_then_replaced,
+            device_state::statuses_are_kept_per_device_and_listed_per_owner,
+            device_state::state_goes_with_its_device,
+            device_state::state_of_an_unknown_device_is_refused,
+        );
+    };
+}
+pub(crate) use device_state_conformance_tests;
+
+fn online(captured: u64) -> DeviceStatus {
+    DeviceStatus {
+        state: DeviceState::Online,
+        at: Some(at(5)),
+        counters: BTreeMap::from([("captured".to_owned(), captured)]),
+        spool_depth: Some(3),
+        version: Some("0.1.0".to_owned()),
+    }
+}
+
+pub(crate) async fn settings_are_none_until_set_then_replaced(store: &dyn Store) {
+    let alice = user(store).await;
+    let cam = device(store, &alice).await;
+    assert_eq!(store.device_settings(cam.id).await.unwrap(), None);
+
+    let mut settings = GateSettings::default();
+    settings.change.min_changed_fraction = 0.25;
+    settings.heartbeat_secs = 0;
+    store.put_device_settings(cam.id, &settings).await.unwrap();
+    assert_eq!(
+        store.device_settings(cam.id).await.unwrap(),
+        Some(settings.clone())
+    );
+
+    settings.person.enabled = true;
+    store.put_device_settings(cam.id, &settings).await.unwrap();
+    assert_eq!(store.device_settings(cam.id).await.unwrap(), Some(settings));
+    // Settings alone are no status.
+    assert_eq!(store.device_status(cam.id).await.unwrap(), None);
+    assert!(store.device_statuses_of(alice.id).await.unwrap().is_empty());
+}
+
+pub(crate) async fn statuses_are_kept_per_device_and_listed_per_owner(store: &dyn Store) {
+    let alice = user(store).await;
+    let kitchen = device_at(store, &alice, "kitchen", 0).await;
+    let silent = device_at(store, &alice, "silent", 1).await;
+    let bob = user(store).await;
+    let attic = device(store, &bob).await;
+
+    let first = ReportedStatus {
+        status: online(1),
+        received_at: at(10),
+    };
+    store
+        .record_device_status(kitchen.id, &first)
+        .await
+        .unwrap();
+    store
+        .put_device_settings(kitchen.id, &GateSettings::default())
+        .await
+        .unwrap();
+    let last = ReportedStatus {
+        status: DeviceStatus::offline(),
+        received_at: at(20),
+    };
+    store.record_device_status(kitchen.id, &last).await.unwrap();
+    store.record_device_status(attic.id, &first).await.unwrap();
+
+    assert_eq!(
+        store.device_status(kitchen.id).await.unwrap(),
+        Some(last.clone())
+    );
+    assert_eq!(store.device_status(silent.id).await.unwrap(), None);
+    assert_eq!(
+        store.device_statuses_of(alice.id).await.unwrap(),
+        vec![(kitchen.id, last)]
+    );
+    assert_eq!(
+        store.device_statuses_of(bob.id).await.unwrap(),
+        vec![(attic.id, first)]
+    );
+    // Writing a status leaves the settings alone.
+    assert_eq!(
+        store.device_settings(kitchen.id).await.unwrap(),
+        Some(GateSettings::default())
+    );
+}
+
+pub(crate) async fn state_goes_with_its_device(store: &dyn Store) {
+    let alice = user(store).await;
+    let cam = device(store, &alice).await;
+    store
+        .put_device_settings(cam.id, &GateSettings::default())
+        .await
+        .unwrap();
+    let status = ReportedStatus {
+        status: online(7),
+        received_at: at(1),
+    };
+    store.record_device_status(cam.id, &status).await.unwrap();
+    store.delete_device(alice.id, cam.id).await.unwrap();
+    assert_eq!(store.device_settings(cam.id).await.unwrap(), None);
+    assert_eq!(store.device_status(cam.id).await.unwrap(), None);
+    assert!(store.device_statuses_of(alice.id).await.unwrap().is_empty());
+}
+
+pub(crate) async fn state_of_an_unknown_device_is_refused(store: &dyn Store) {
+    let missing = DeviceId::new();
+    assert!(
+        store
+            .put_device_settings(missing, &GateSettings::default())
+            .await
+            .is_err()
+    );
+    let status = ReportedStatus {
+        status: DeviceStatus::offline(),
+        received_at: at(1),
+    };
+    assert!(store.record_device_status(missing, &status).await.is_err());
+}

@@ -1,0 +1,365 @@
+//! MQTT ingest end to end, each behaviour against the embedded broker and
+//! against the machine's Mosquitto (under a unique topic prefix).
+
+use std::time::{Duration, Instant};
+
+use lastseen_shared::{DeviceState, DeviceStatus, GateSettings, Topics};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, fixture_jpeg, spawn_app_with};
+use crate::mqtt_client::{Broker, MqttDevice, PATIENCE, connect_device, envelope, use_broker};
+
+struct Setup {
+    app: TestApp,
+    broker: String,
+    topics: Topics,
+    user: String,
+}
+
+async fn setup(broker: Broker) -> Setup {
+    let mut address = String::new();
+    let mut prefix = String::new();
+    let app = spawn_app_with(|config| {
+        address = use_broker(config, broker);
+        prefix = config.mqtt_topic_prefix.clone();
+    })
+    .await;
+    let user = app.user("alice").await;
+    Setup {
+        app,
+        broker: address,
+        topics: Topics::new(&prefix).unwrap(),
+        user,
+    }
+}
+
+impl Setup {
+    async fn device(&self, name: &str) -> (String, String, MqttDevice) {
+        let (id, token) = self.app.device(&self.user, name).await;
+        let device = connect_device(&self.broker, &self.topics, &id, &token).await;
+        (id, token, device)
+    }
+}
+
+/// The value of one sample in the cloud's /metrics, 0 when absent.
+async fn metric(app: &TestApp, sample: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until a metric reaches `want`.
+async fn wait_for_metric(app: &TestApp, sample: &str, want: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let value = metric(app, sample).await;
+        if value >= want {
+            assert_eq!(value, want, "{sample}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sample} is {value}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn frames_are_stored_once_and_acked(broker: Broker) {
+    let s = setup(broker).await;
+    let (_, token, mut device) = s.device("Kitchen").await;
+    let dog = fixture_jpeg("dog.jpg");
+
+    device
+        .publish_frame(device.id, envelope(device.id, &token, 1, &dog))
+        .await;
+    let ack = device.next_ack().await;
+    assert_eq!(ack.acked, [1]);
+    assert!(ack.rejected.is_empty());
+    // Detections are stored by the time the ack leaves.
+    let (status, seen) = s.app.get_json(&s.user, "/api/v1/last-seen?label=dog").await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+
+    // A resend (the ack was lost): acked again, stored once.
+    device
+        .publish_frame(device.id, envelope(device.id, &token, 1, &dog))
+        .await;
+    assert_eq!(device.next_ack().await.acked, [1]);
+    let (_, dogs) = s
+        .app
+        .get_json(&s.user, "/api/v1/detections?label=dog")
+        .await;
+    assert_eq!(dogs["items"].as_array().unwrap().len(), 1, "{dogs}");
+    assert_eq!(s.app.blob_count(), 1);
+    assert_eq!(
+        metric(&s.app, "lastseen_frames_stored_total{transport=\"mqtt\"}").await,
+        1
+    );
+    assert_eq!(
+        metric(&s.app, "lastseen_frames_resent_total{transport=\"mqtt\"}").await,
+        1
+    );
+    assert_eq!(metric(&s.app, "lastseen_mqtt_acks_sent_total").await, 2);
+    device.clear_retained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_frames_are_stored_once_and_acked() {
+    frames_are_stored_once_and_acked(Broker::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_frames_are_stored_once_and_acked() {
+    frames_are_stored_once_and_acked(Broker::Mosquitto).await;
+}
+
+async fn a_broken_image_is_rejected_for_good(broker: Broker) {
+    let s = setup(broker).await;
+    let (_, token, mut device) = s.device("Kitchen").await;
+    device
+        .publish_frame(device.id, envelope(device.id, &token, 3, b"not a jpeg"))
+        .await;
+    let ack = device.next_ack().await;
+    assert!(ack.acked.is_empty());
+    assert_eq!(ack.rejected.len(), 1);
+    assert_eq!(ack.rejected[0].seq, 3);
+    assert_eq!(ack.rejected[0].code, "unsupported_media_type");
+    assert_eq!(
+        metric(
+            &s.app,
+            "lastseen_frames_rejected_total{transport=\"mqtt\",reason=\"unsupported_media_type\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(s.app.blob_count(), 0);
+    device.clear_retained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_broken_image_is_rejected_for_good() {
+    a_broken_image_is_rejected_for_good(Broker::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_a_broken_image_is_rejected_for_good() {
+    a_broken_image_is_rejected_for_good(Broker::Mosquitto).await;
+}
+
+async fn forged_frames_are_dropped_counted_and_never_acked(broker: Broker) {
+    let s = setup(broker).await;
+    let (_, mallory_token, mut mallory) = s.device("Mallory").await;
+    let (_, victim_token, mut victim) = s.device("Victim").await;
+    let jpeg = fixture_jpeg("dog.jpg");
+
+    // Mallory's token inside an envelope naming the victim, on the victim's topic.
+    mallory
+        .publish_frame(victim.id, envelope(victim.id, &mallory_token, 1, &jpeg))
+        .await;
+    // A token that is no token.
+    mallory
+        .publish_frame(victim.id, envelope(victim.id, "not.a.token", 2, &jpeg))
+        .await;
+    // The victim's real envelope replayed on Mallory's topic.
+    mallory
+        .publish_frame(mallory.id, envelope(victim.id, &victim_token, 3, &jpeg))
+        .await;
+    // Not an envelope at all.
+    mallory.publish_frame(mallory.id, b"garbage".to_vec()).await;
+
+    let dropped = "lastseen_frames_dropped_total{transport=\"mqtt\",reason=";
+    wait_for_metric(&s.app, &format!("{dropped}\"forged_token\"}}"), 2).await;
+    wait_for_metric(&s.app, &format!("{dropped}\"topic_mismatch\"}}"), 1).await;
+    wait_for_metric(&s.app, &format!("{dropped}\"bad_envelope\"}}"), 1).await;
+    // Nothing was stored and nobody got an answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(mallory.drain().is_empty());
+    assert!(victim.drain().is_empty());
+    assert_eq!(s.app.blob_count(), 0);
+    assert_eq!(metric(&s.app, "lastseen_mqtt_acks_sent_total").await, 0);
+
+    // The victim's own frame still goes through.
+    victim
+        .publish_frame(victim.id, envelope(victim.id, &victim_token, 4, &jpeg))
+        .await;
+    assert_eq!(victim.next_ack().await.acked, [4]);
+    mallory.clear_retained().await;
+    victim.clear_retained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_forged_frames_are_dropped_counted_and_never_acked() {
+    forged_frames_are_dropped_counted_and_never_acked(Broker::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_forged_frames_are_dropped_counted_and_never_acked() {
+    forged_frames_are_dropped_counted_and_never_acked(Broker::Mosquitto).await;
+}
+
+async fn settings_reach_the_device_as_a_retained_config(broker: Broker) {
+    let s = setup(broker).await;
+    let (id, token) = s.app.device(&s.user, "Porch").await;
+    let path = format!("/api/v1/devices/{id}/settings");
+    let mut settings = GateSettings::default();
+    settings.change.min_changed_fraction = 0.02;
+    settings.person.enabled = true;
+    let response = s
+        .app
+        .client
+        .put(s.app.url(&path))
+        .bearer_auth(&s.user)
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The device connects later and finds the settings waiting (retained).
+    let mut device = connect_device(&s.broker, &s.topics, &id, &token).await;
+    let config_topic = s.topics.config(device.id);
+    let (topic, payload) = device.next_message(PATIENCE).await.expect("config");
+    assert_eq!(topic, config_topic);
+    assert_eq!(
+        serde_json::from_slice::<GateSettings>(&payload).unwrap(),
+        settings
+    );
+
+    // A change while it is connected arrives at once.
+    settings.heartbeat_secs = 60;
+    let response = s
+        .app
+        .client
+        .put(s.app.url(&path))
+        .bearer_auth(&s.user)
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (topic, payload) = device.next_message(PATIENCE).await.expect("config");
+    assert_eq!(topic, config_topic);
+    assert_eq!(
+        serde_json::from_slice::<GateSettings>(&payload).unwrap(),
+        settings
+    );
+    device.clear_retained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_settings_reach_the_device_as_a_retained_config() {
+    settings_reach_the_device_as_a_retained_config(Broker::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_settings_reach_the_device_as_a_retained_config() {
+    settings_reach_the_device_as_a_retained_config(Broker::Mosquitto).await;
+}
+
+async fn device_status(app: &TestApp, user: &str, id: &str) -> Value {
+    let (status, body) = app.get_json(user, &format!("/api/v1/devices/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    body
+}
+
+async fn wait_for_state(app: &TestApp, user: &str, id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let body = device_status(app, user, id).await;
+        if body["status"]["state"] == state {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "never {state}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn the_last_will_marks_a_device_offline(broker: Broker) {
+    let s = setup(broker).await;
+    let (id, token, device) = s.device("Garage").await;
+    let before = device_status(&s.app, &s.user, &id).await;
+    assert_eq!(before["status"], Value::Null);
+    assert_eq!(before["last_status_at"], Value::Null);
+
+    let mut online = DeviceStatus::offline();
+    online.state = DeviceState::Online;
+    online.spool_depth = Some(2);
+    online.counters.insert("captured".to_owned(), 10);
+    device.publish_status(&online).await;
+    let body = wait_for_state(&s.app, &s.user, &id, "online").await;
+    assert_eq!(body["status"]["counters"], json!({"captured": 10}));
+    assert_eq!(body["status"]["spool_depth"], 2);
+    assert!(body["last_status_at"].is_string());
+    // Coming online, the device was sent its settings (the defaults).
+    wait_for_metric(&s.app, "lastseen_mqtt_configs_published_total", 1).await;
+
+    // The connection drops without a goodbye: the broker publishes the will.
+    device.vanish();
+    let body = wait_for_state(&s.app, &s.user, &id, "offline").await;
+    assert_eq!(body["status"], json!({"state": "offline"}));
+    let (list_status, list) = s.app.get_json(&s.user, "/api/v1/devices").await;
+    assert_eq!(list_status, StatusCode::OK);
+    assert_eq!(list["items"][0]["status"]["state"], "offline");
+    connect_device(&s.broker, &s.topics, &id, &token)
+        .await
+        .clear_retained()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_the_last_will_marks_a_device_offline() {
+    the_last_will_marks_a_device_offline(Broker::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_the_last_will_marks_a_device_offline() {
+    the_last_will_marks_a_device_offline(Broker::Mosquitto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_refuses_logins_without_a_valid_device_token() {
+    let s = setup(Broker::Embedded).await;
+    let (id, token) = s.app.device(&s.user, "Shed").await;
+    let (other, _) = s.app.device(&s.user, "Other").await;
+    // rumqttd drops the connection rather than answering with a refusal.
+    let refused = |outcome: Result<(), rumqttc::ConnectionError>| outcome.is_err();
+    assert!(refused(
+        crate::mqtt_client::try_login(&s.broker, &id, "wrong").await
+    ));
+    // A real token, but another device's client id.
+    assert!(refused(
+        crate::mqtt_client::try_login(&s.broker, &other, &token).await
+    ));
+    assert!(refused(
+        crate::mqtt_client::try_login(&s.broker, "lastseen-cloud-x", "guess").await
+    ));
+    assert!(
+        crate::mqtt_client::try_login(&s.broker, &id, &token)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_mqtt_port_is_a_startup_error_naming_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::test_config(data_dir.path());
+    crate::helpers::with_embedded_mqtt(&mut config);
+    config.mqtt_listen = taken.local_addr().unwrap();
+    let listener = lastseen_cloud::bind(config.bind).await.unwrap();
+    let error = lastseen_cloud::run(config, listener, std::future::pending())
+        .await
+        .expect_err("the port is taken");
+    assert!(error.to_string().contains("mqtt_listen"), "{error}");
+}

@@ -1,0 +1,245 @@
+//! A device (or an intruder) speaking MQTT to the cloud's broker, for the
+//! MQTT tests: rumqttc with the session of CONTRACTS.md.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lastseen_cloud::config::{Config, MqttMode};
+use lastseen_shared::envelope::{self, EnvelopeHeader};
+use lastseen_shared::{Ack, DeviceId, DeviceStatus, Topics};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, NetworkOptions, Packet, QoS,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for something that should happen.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Which broker a test runs against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Broker {
+    /// rumqttd inside the cloud, on a free port.
+    Embedded,
+    /// The machine's Mosquitto on 127.0.0.1:1883, under a unique topic prefix.
+    Mosquitto,
+}
+
+pub(crate) const MOSQUITTO: &str = "127.0.0.1:1883";
+
+/// The settings for `broker`; returns the address devices connect to.
+pub(crate) fn use_broker(config: &mut Config, broker: Broker) -> String {
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    match broker {
+        Broker::Embedded => {
+            crate::helpers::with_embedded_mqtt(config);
+            config.mqtt_listen.to_string()
+        }
+        Broker::Mosquitto => {
+            config.mqtt = MqttMode::External;
+            config.mqtt_url = Some(format!("mqtt://{MOSQUITTO}"));
+            config.mqtt_topic_prefix = format!("lastseen-test/{unique}");
+            config.mqtt_shared_group = format!("g{unique}");
+            MOSQUITTO.to_owned()
+        }
+    }
+}
+
+pub(crate) struct MqttDevice {
+    pub(crate) client: AsyncClient,
+    pub(crate) id: DeviceId,
+    pub(crate) topics: Topics,
+    messages: mpsc::UnboundedReceiver<(String, Bytes)>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for MqttDevice {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn options(broker: &str, client_id: &str, username: &str, password: &str) -> MqttOptions {
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    let mut options = MqttOptions::new(client_id, host, port.parse().expect("port"));
+    options
+        .set_credentials(username, password)
+        .set_keep_alive(Duration::from_secs(5))
+        .set_max_packet_size(16 << 20, 16 << 20);
+    options
+}
+
+/// Connects as a device (client id = username = device id, password =
+/// token) with its last will, and subscribes to its ack and config topics.
+pub(crate) async fn connect_device(
+    broker: &str,
+    topics: &Topics,
+    id: &str,
+    token: &str,
+) -> MqttDevice {
+    let device = DeviceId::parse(id).expect("device id");
+    let mut options = options(broker, id, id, token);
+    options.set_last_will(LastWill::new(
+        topics.status(device),
+        serde_json::to_vec(&DeviceStatus::offline()).expect("JSON"),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    let (sender, messages) = mpsc::unbounded_channel();
+    let (subscribed, ready) = tokio::sync::oneshot::channel();
+    let subscriber = client.clone();
+    let filters = [topics.ack(device), topics.config(device)];
+    let task = tokio::spawn(async move {
+        let mut subscribed = Some(subscribed);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    for filter in &filters {
+                        subscriber
+                            .subscribe(filter.clone(), QoS::AtLeastOnce)
+                            .await
+                            .expect("subscribe");
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(subscribed) = subscribed.take() {
+                        let _ = subscribed.send(Ok(()));
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    let _ = sender.send((publish.topic, publish.payload));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    if let Some(subscribed) = subscribed.take() {
+                        let _ = subscribed.send(Err(error));
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    match tokio::time::timeout(PATIENCE, ready).await {
+        Ok(Ok(Ok(()))) => {}
+        outcome => panic!("device {id} could not connect to {broker}: {outcome:?}"),
+    }
+    // The second SubAck (config) may still be in flight; the broker handles
+    // the two subscribes in order, before any later publish of ours.
+    MqttDevice {
+        client,
+        id: device,
+        topics: topics.clone(),
+        messages,
+        task,
+    }
+}
+
+/// Tries to connect with these credentials; the broker's answer.
+pub(crate) async fn try_login(
+    broker: &str,
+    client_id: &str,
+    password: &str,
+) -> Result<(), ConnectionError> {
+    let (_client, mut eventloop) =
+        AsyncClient::new(options(broker, client_id, client_id, password), 8);
+    loop {
+        match eventloop.poll().await? {
+            Event::Incoming(Packet::ConnAck(_)) => return Ok(()),
+            _ => continue,
+        }
+    }
+}
+
+pub(crate) fn envelope(device: DeviceId, token: &str, seq: u64, jpeg: &[u8]) -> Vec<u8> {
+    let captured_at: DateTime<Utc> = Utc::now();
+    envelope::encode(
+        &EnvelopeHeader {
+            device,
+            seq,
+            captured_at,
+            token: token.to_owned(),
+            measurements: Vec::new(),
+        },
+        jpeg,
+    )
+    .expect("encodes")
+}
+
+impl MqttDevice {
+    /// Publishes an envelope on `topic_device`'s frames topic (its own unless
+    /// a test forges one).
+    pub(crate) async fn publish_frame(&self, topic_device: DeviceId, envelope: Vec<u8>) {
+        self.client
+            .publish(
+                self.topics.frames(topic_device),
+                QoS::AtLeastOnce,
+                false,
+                envelope,
+            )
+            .await
+            .expect("publish frame");
+    }
+
+    pub(crate) async fn publish_status(&self, status: &DeviceStatus) {
+        self.client
+            .publish(
+                self.topics.status(self.id),
+                QoS::AtLeastOnce,
+                true,
+                serde_json::to_vec(status).expect("JSON"),
+            )
+            .await
+            .expect("publish status");
+    }
+
+    /// The next message on one of the device's topics.
+    pub(crate) async fn next_message(&mut self, within: Duration) -> Option<(String, Bytes)> {
+        tokio::time::timeout(within, self.messages.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next ack; config messages met on the way are skipped.
+    pub(crate) async fn next_ack(&mut self) -> Ack {
+        let ack_topic = self.topics.ack(self.id);
+        loop {
+            let (topic, payload) = self.next_message(PATIENCE).await.expect("an ack in time");
+            if topic == ack_topic {
+                return serde_json::from_slice(&payload).expect("an Ack");
+            }
+        }
+    }
+
+    /// Every message received so far, without waiting.
+    pub(crate) fn drain(&mut self) -> Vec<(String, Bytes)> {
+        let mut all = Vec::new();
+        while let Ok(message) = self.messages.try_recv() {
+            all.push(message);
+        }
+        all
+    }
+
+    /// Ends the connection without DISCONNECT, as a crash or a lost link
+    /// would: the broker then publishes the last will.
+    pub(crate) fn vanish(self) {
+        self.task.abort();
+    }
+
+    /// Leaves nothing retained behind on a shared broker.
+    pub(crate) async fn clear_retained(&self) {
+        for topic in [self.topics.status(self.id), self.topics.config(self.id)] {
+            let _ = self
+                .client
+                .publish(topic, QoS::AtLeastOnce, true, Vec::new())
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,305 @@
+//! The HTTPS transport: `POST /api/v1/frames` per spooled frame (oldest
+//! first), gate settings polled from `GET /api/v1/device/settings`, status
+//! posted to `POST /api/v1/device/status`.
+//!
+//! Answers: 2xx = stored (the frame is deleted); 401 = the token is wrong
+//! *now* (it may be rotated in its file): keep the frame, reload, back off;
+//! 408/429/503 = later (`Retry-After`); any other 4xx = refused for good
+//! (deleted and counted); 5xx or no answer = back off and try again.
+
+use std::time::Duration;
+
+use chrono::SecondsFormat;
+use lastseen_shared::GateSettings;
+use rand::SeedableRng;
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::Context;
+use crate::Shutdown;
+use crate::config::CloudConfig;
+use crate::counters::Counters;
+use crate::spool::SpooledFrame;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpsError {
+    #[error("cannot read the CA file {path}: {message}")]
+    Ca { path: String, message: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// The client for every request to the cloud, trusting `ca_file` if set.
+pub fn client(cloud: &CloudConfig) -> Result<reqwest::Client, HttpsError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(cloud.request_timeout_secs))
+        .tcp_nodelay(true);
+    if let Some(path) = &cloud.ca_file {
+        let ca_error = |message: String| HttpsError::Ca {
+            path: path.display().to_string(),
+            message,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
+        .build()
+        .map_err(|e| HttpsError::Client(e.to_string()))
+}
+
+/// What the cloud's answer to a frame means for the spooled copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Stored,
+    Refused { status: u16, code: String },
+    Later(Option<Duration>),
+    Unauthorized,
+    Failed(String),
+}
+
+pub fn classify(status: StatusCode, retry_after: Option<&str>, code: Option<String>) -> Reply {
+    match status.as_u16() {
+        200..=299 => Reply::Stored,
+        401 => Reply::Unauthorized,
+        408 | 429 | 503 => Reply::Later(
+            retry_after
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+        ),
+        400..=499 => Reply::Refused {
+            status: status.as_u16(),
+            code: code.unwrap_or_default(),
+        },
+        other => Reply::Failed(format!("HTTP {other}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+}
+
+pub struct Https {
+    ctx: Context,
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Https {
+    pub fn new(ctx: Context) -> Result<Self, HttpsError> {
+        let client = client(&ctx.cloud)?;
+        let base = format!("{}/api/v1", ctx.cloud.http_url.trim_end_matches('/'));
+        Ok(Self { ctx, client, base })
+    }
+
+    /// Sends spooled frames until shutdown.
+    pub async fn send_frames(&self, mut shutdown: Shutdown) {
+        let ctx = &self.ctx;
+        let mut backoff = ctx.backoff();
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        while !shutdown.is_set() {
+            let Some(&seq) = ctx.spool.seqs_after(None, 1).first() else {
+                tokio::select! {
+                    () = ctx.spool.added() => continue,
+                    () = shutdown.wait() => return,
+                }
+            };
+            let frame = match ctx.spool.read(seq).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::error!(%error, seq, "cannot read the spool");
+                    if !ctx.pause(backoff.next_delay(&mut rng), &mut shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let reply = self.post(&frame).await;
+            let delay = match reply {
+                Reply::Stored | Reply::Refused { .. } => {
+                    if let Reply::Refused { status, code } = &reply {
+                        Counters::inc(&ctx.counters.rejected);
+                        tracing::warn!(seq, status, code, "the cloud refused a frame for good");
+                    } else {
+                        Counters::inc(&ctx.counters.acked);
+                    }
+                    if let Err(error) = ctx.spool.remove(vec![seq]).await {
+                        tracing::error!(%error, seq, "cannot remove a confirmed frame");
+                    }
+                    backoff.reset();
+                    continue;
+                }
+                Reply::Later(after) => {
+                    tracing::debug!(seq, ?after, "the cloud is busy");
+                    after.unwrap_or_else(|| backoff.next_delay(&mut rng))
+                }
+                Reply::Unauthorized => {
+                    Counters::inc(&ctx.counters.transport_errors);
+                    if !ctx.token.reload() {
+                        tracing::error!(
+                            seq,
+                            "the cloud refuses the device token (401); frames stay in the spool"
+                        );
+                    }
+                    backoff.next_delay(&mut rng)
+                }
+                Reply::Failed(error) => {
+                    Counters::inc(&ctx.counters.transport_errors);
+                    tracing::warn!(seq, %error, "sending a frame failed");
+                    backoff.next_delay(&mut rng)
+                }
+            };
+            if !ctx.pause(delay, &mut shutdown).await {
+                return;
+            }
+        }
+    }
+
+    async fn post(&self, frame: &SpooledFrame) -> Reply {
+        let ctx = &self.ctx;
+        Counters::inc(&ctx.counters.sent);
+        Counters::add(&ctx.counters.bytes_sent, frame.jpeg.len() as u64);
+        let response = self
+            .client
+            .post(format!("{}/frames", self.base))
+            .bearer_auth(ctx.token.get().expose())
+            .header("content-type", "image/jpeg")
+            .header("x-frame-seq", frame.seq.to_string())
+            .header(
+                "x-captured-at",
+                frame
+                    .captured_at
+                    .to_rfc3339_opts(SecondsFormat::Millis, true),
+            )
+            .body(frame.jpeg.clone())
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => return Reply::Failed(error.without_url().to_string()),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let code = if status.is_client_error() {
+            response
+                .json::<ErrorBody>()
+                .await
+                .ok()
+                .map(|b| b.error.code)
+        } else {
+            None
+        };
+        classify(status, retry_after.as_deref(), code)
+    }
+
+    /// Fetches gate settings every `settings_poll_secs` (first at start).
+    pub async fn poll_settings(&self, mut shutdown: Shutdown) {
+        let every = self.ctx.cloud.settings_poll_secs;
+        if every == 0 {
+            return;
+        }
+        loop {
+            match self.fetch_settings().await {
+                Ok(Some(settings)) => self.ctx.apply_settings(settings, "https"),
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%error, "cannot fetch gate settings"),
+            }
+            if !self
+                .ctx
+                .pause(Duration::from_secs(every), &mut shutdown)
+                .await
+            {
+                return;
+            }
+        }
+    }
+
+    async fn fetch_settings(&self) -> Result<Option<GateSettings>, reqwest::Error> {
+        let response = self
+            .client
+            .get(format!("{}/device/settings", self.base))
+            .bearer_auth(self.ctx.token.get().expose())
+            .send()
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            // A cloud without remote settings: keep the local ones.
+            return Ok(None);
+        }
+        response.error_for_status()?.json().await.map(Some)
+    }
+
+    /// Posts the status message every `status_interval_secs` (first at start).
+    pub async fn post_status(&self, mut shutdown: Shutdown) {
+        let every = Duration::from_secs(self.ctx.cloud.status_interval_secs);
+        loop {
+            let outcome = self
+                .client
+                .post(format!("{}/device/status", self.base))
+                .bearer_auth(self.ctx.token.get().expose())
+                .json(&self.ctx.status())
+                .send()
+                .await
+                .and_then(|r| r.error_for_status());
+            if let Err(error) = outcome {
+                tracing::debug!(error = %error.without_url(), "cannot post the status");
+            }
+            if !self.ctx.pause(every, &mut shutdown).await {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_clouds_answers_as_the_contract_says() {
+        assert_eq!(classify(StatusCode::CREATED, None, None), Reply::Stored);
+        assert_eq!(classify(StatusCode::OK, None, None), Reply::Stored);
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, Some("3"), None),
+            Reply::Later(Some(Duration::from_secs(3)))
+        );
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, None, None),
+            Reply::Later(None)
+        );
+        assert_eq!(
+            classify(StatusCode::REQUEST_TIMEOUT, Some("x"), None),
+            Reply::Later(None)
+        );
+        assert_eq!(
+            classify(StatusCode::UNAUTHORIZED, None, None),
+            Reply::Unauthorized
+        );
+        assert_eq!(
+            classify(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some("unprocessable_image".into())
+            ),
+            Reply::Refused {
+                status: 422,
+                code: "unprocessable_image".into()
+            }
+        );
+        assert!(matches!(
+            classify(StatusCode::BAD_GATEWAY, None, None),
+            Reply::Failed(_)
+        ));
+    }
+}

@@ -1,0 +1,129 @@
+//! Sending spooled frames to the cloud, over HTTPS or MQTT, plus the two
+//! small conversations beside the frames: gate settings coming down (remote
+//! config) and a status message going up every `status_interval_secs`.
+//!
+//! Both transports take frames from the spool oldest first and delete a frame
+//! only when the cloud confirmed it (HTTP 2xx, or its seq in an MQTT ack), or
+//! refused it for good. Failures wait with [`backoff::Backoff`].
+
+pub mod backoff;
+pub mod https;
+pub mod mqtt;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use lastseen_shared::{DeviceId, DeviceState, DeviceStatus, GateSettings};
+use tokio::sync::watch;
+
+use crate::Shutdown;
+use crate::config::{CloudConfig, ConfigError, Secret, read_token};
+use crate::counters::Counters;
+use crate::spool::SharedSpool;
+
+/// What every transport needs.
+#[derive(Clone)]
+pub struct Context {
+    pub device: DeviceId,
+    pub cloud: CloudConfig,
+    pub token: Arc<Token>,
+    pub spool: Arc<SharedSpool>,
+    pub counters: Arc<Counters>,
+    pub settings: watch::Sender<GateSettings>,
+}
+
+impl Context {
+    pub fn backoff(&self) -> backoff::Backoff {
+        backoff::Backoff::new(
+            Duration::from_millis(self.cloud.backoff_initial_ms),
+            Duration::from_millis(self.cloud.backoff_max_ms),
+        )
+    }
+
+    /// Applies settings from the cloud if they are valid and new.
+    pub fn apply_settings(&self, settings: GateSettings, from: &str) {
+        if let Err(error) = settings.validate() {
+            tracing::warn!(%error, from, "ignoring invalid gate settings from the cloud");
+            return;
+        }
+        let changed = self.settings.send_if_modified(|current| {
+            if *current == settings {
+                false
+            } else {
+                *current = settings;
+                true
+            }
+        });
+        if changed {
+            Counters::inc(&self.counters.settings_applied);
+            tracing::info!(from, "applied gate settings from the cloud");
+        }
+    }
+
+    pub fn status(&self) -> DeviceStatus {
+        DeviceStatus {
+            state: DeviceState::Online,
+            at: Some(chrono::Utc::now()),
+            counters: self.counters.snapshot(),
+            spool_depth: Some(
+                self.spool
+                    .gauge()
+                    .frames
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        }
+    }
+
+    /// Sleeps, unless shutdown comes first (then returns false).
+    pub async fn pause(&self, delay: Duration, shutdown: &mut Shutdown) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            () = shutdown.wait() => false,
+        }
+    }
+}
+
+/// The device token, re-read from `cloud.token_file` after a 401 so a rotated
+/// token can be dropped in place without a restart.
+pub struct Token {
+    current: RwLock<Secret>,
+    cloud: CloudConfig,
+}
+
+impl Token {
+    pub fn load(cloud: &CloudConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            current: RwLock::new(read_token(cloud)?),
+            cloud: cloud.clone(),
+        })
+    }
+
+    pub fn get(&self) -> Secret {
+        self.current
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Reads the token file again; true when the token changed.
+    pub fn reload(&self) -> bool {
+        if self.cloud.token_file.is_none() {
+            return false;
+        }
+        match read_token(&self.cloud) {
+            Ok(fresh) if fresh != self.get() => {
+                if let Ok(mut current) = self.current.write() {
+                    *current = fresh;
+                }
+                tracing::info!("device token reloaded from its file");
+                true
+            }
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(%error, "cannot reload the device token");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The real cloud in-process (stoppable and restartable on the same port and
+//! data), a user and a device on it, and agent configs pointing at it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lastseen_agent::config::{Config, SourceKind, TransportKind};
+use lastseen_cloud::store::{SqliteStore, Store};
+use lastseen_shared::{DeviceId, GateSettings};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub(crate) const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
+const PASSWORD: &str = "correct horse battery staple";
+
+pub(crate) fn shared_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+pub(crate) fn trace_dir() -> PathBuf {
+    shared_dir().join("fixtures/trace")
+}
+
+/// A cloud node; its data dir outlives restarts.
+pub(crate) struct Cloud {
+    pub(crate) addr: SocketAddr,
+    data_dir: Arc<tempfile::TempDir>,
+    running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+}
+
+fn cloud_config(data_dir: &Path, addr: SocketAddr) -> lastseen_cloud::config::Config {
+    lastseen_cloud::config::Config {
+        bind: addr,
+        data_dir: data_dir.to_path_buf(),
+        model_path: shared_dir().join("models/yolox_nano.onnx"),
+        detect_workers: 1,
+        detect_threads: 1,
+        argon2_memory_kib: 256,
+        argon2_iterations: 1,
+        jwt_secret: Some(lastseen_cloud::config::Secret::new(TEST_JWT_SECRET)),
+        log: "warn".to_owned(),
+        ..lastseen_cloud::config::Config::default()
+    }
+}
+
+impl Cloud {
+    pub(crate) async fn start() -> Self {
+        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut cloud = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            running: None,
+        };
+        cloud.restart().await;
+        cloud
+    }
+
+    /// Starts the node again, on the same address with the same data.
+    pub(crate) async fn restart(&mut self) {
+        assert!(self.running.is_none(), "the cloud is running");
+        let config = cloud_config(self.data_dir.path(), self.addr);
+        lastseen_cloud::telemetry::init(&config.log);
+        let listener = lastseen_cloud::bind(config.bind).await.expect("binds");
+        self.addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let outcome = lastseen_cloud::run(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+            if let Err(error) = outcome {
+                panic!("the cloud failed: {error}");
+            }
+        });
+        self.running = Some((stop, server));
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client.get(self.url("/api/v1/health")).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the cloud did not come up");
+    }
+
+    /// Stops the node and waits until it has closed its port.
+    pub(crate) async fn stop(&mut self) {
+        let (stop, server) = self.running.take().expect("the cloud is running");
+        let _ = stop.send(());
+        server.await.expect("the cloud stops cleanly");
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Registers a user and a device; returns `(user token, device id, device token)`.
+    pub(crate) async fn device(&self, username: &str) -> (String, DeviceId, String) {
+        let client = reqwest::Client::new();
+        let response = client
+            .post(self.url("/api/v1/auth/register"))
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("register");
+        assert!(
+            response.status().is_success(),
+            "register: {}",
+            response.status()
+        );
+        let login: Value = client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login JSON");
+        let user = login["access_token"].as_str().expect("token").to_owned();
+        let device: Value = client
+            .post(self.url("/api/v1/devices"))
+            .bearer_auth(&user)
+            .json(&json!({"name": "hall camera"}))
+            .send()
+            .await
+            .expect("create device")
+            .json()
+            .await
+            .expect("device JSON");
+        (
+            user,
+            DeviceId::parse(device["id"].as_str().expect("id")).expect("device id"),
+            device["token"].as_str().expect("device token").to_owned(),
+        )
+    }
+
+    /// The cloud's own store, read beside the running node.
+    pub(crate) async fn store(&self) -> SqliteStore {
+        let path = self.data_dir.path().join("lastseen.db");
+        SqliteStore::connect(&format!("sqlite://{}", path.display()), 1)
+            .await
+            .expect("opens the cloud's database")
+    }
+}
+
+/// The seqs of `device` stored by the cloud among `candidates`.
+pub(crate) async fn stored_seqs(
+    store: &SqliteStore,
+    device: DeviceId,
+    candidates: impl IntoIterator<Item = u64>,
+) -> Vec<u64> {
+    let mut stored = Vec::new();
+    for seq in candidates {
+        if store
+            .frame_by_seq(device, seq)
+            .await
+            .expect("frame_by_seq")
+            .is_some()
+        {
+            stored.push(seq);
+        }
+    }
+    stored
+}
+
+/// Gate settings that let every frame through (for exact ledgers).
+pub(crate) fn open_gates() -> GateSettings {
+    let mut gates = GateSettings::default();
+    gates.light.enabled = false;
+    gates.change.enabled = false;
+    gates.heartbeat_secs = 0;
+    gates
+}
+
+/// An agent replaying `frames` frames of the trace at 20 fps to `cloud`.
+pub(crate) fn agent_config(
+    cloud: &Cloud,
+    device: DeviceId,
+    token: &str,
+    spool: &Path,
+    frames: u64,
+) -> Config {
+    let mut config = Config::default();
+    config.cloud.device_id = Some(device);
+    config.cloud.token = Some(lastseen_agent::config::Secret::new(token));
+    config.cloud.transport = TransportKind::Https;
+    config.cloud.http_url = format!("http://{}", cloud.addr);
+    config.cloud.backoff_initial_ms = 50;
+    config.cloud.backoff_max_ms = 500;
+    config.source.kind = SourceKind::Dir;
+    config.source.path = Some(trace_dir());
+    config.source.fps = 20.0;
+    config.source.max_frames = frames;
+    config.spool.dir = spool.to_path_buf();
+    config.metrics.enabled = false;
+    config.log = "warn".to_owned();
+    config
+}
+
+/// Polls `check` every 50 ms until it holds; fails after `limit`.
+pub(crate) async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

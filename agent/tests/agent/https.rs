@@ -1,0 +1,113 @@
+//! Frames over HTTPS: every frame that passed the gates arrives once, also
+//! when the cloud is down for a while.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use lastseen_agent::Agent;
+use lastseen_agent::counters::Counters;
+use tokio::sync::oneshot;
+
+use crate::helpers::{Cloud, agent_config, eventually, open_gates, stored_seqs};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_that_pass_the_gates_arrive_once_each() {
+    let cloud = Cloud::start().await;
+    let (_, device, token) = cloud.device("hall").await;
+    let spool = tempfile::tempdir().unwrap();
+    let frames = 60;
+    let config = agent_config(&cloud, device, &token, spool.path(), frames);
+    let agent = Agent::build(config).await.expect("agent builds");
+    let counters = agent.counters();
+    let spool_state = agent.spool();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async {
+        let _ = stopped.await;
+    }));
+
+    eventually("every frame captured and the spool drained", LIMIT, || {
+        let done = Counters::get(&counters.captured) == frames
+            && spool_state.gauge().frames.load(Ordering::Relaxed) == 0
+            && Counters::get(&counters.acked) == Counters::get(&counters.spooled);
+        async move { done }
+    })
+    .await;
+    let _ = stop.send(());
+    running.await.unwrap().expect("agent stops cleanly");
+
+    let totals = counters.snapshot();
+    let spooled = totals["spooled"];
+    // The default gates at work on the busy hall: some frames pass, some do not.
+    assert!(spooled > 0, "{totals:?}");
+    assert_eq!(
+        totals["captured"],
+        spooled + totals["dropped_light"] + totals["dropped_change"],
+        "{totals:?}"
+    );
+    // Exactly the spooled seqs are stored: 0..spooled, nothing after.
+    let store = cloud.store().await;
+    let stored = stored_seqs(&store, device, 0..spooled + 10).await;
+    assert_eq!(stored, (0..spooled).collect::<Vec<_>>());
+    assert_eq!(totals["rejected"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_frame_arrives_once_after_the_cloud_was_down() {
+    let mut cloud = Cloud::start().await;
+    let (_, device, token) = cloud.device("outage").await;
+    let spool = tempfile::tempdir().unwrap();
+    let frames = 50;
+    let mut config = agent_config(&cloud, device, &token, spool.path(), frames);
+    config.gates = open_gates();
+    let agent = Agent::build(config).await.expect("agent builds");
+    let counters = agent.counters();
+    let spool_state = agent.spool();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async {
+        let _ = stopped.await;
+    }));
+
+    eventually("a few frames acked", LIMIT, || {
+        let acked = Counters::get(&counters.acked);
+        async move { acked >= 5 }
+    })
+    .await;
+    cloud.stop().await;
+    eventually(
+        "the rest captured into the spool while the cloud is down",
+        LIMIT,
+        || {
+            let captured = Counters::get(&counters.captured);
+            async move { captured == frames }
+        },
+    )
+    .await;
+    let waiting = spool_state.gauge().frames.load(Ordering::Relaxed);
+    assert!(
+        waiting > 0,
+        "frames wait in the spool while the cloud is down"
+    );
+    // Give the transport time to fail and back off a few times.
+    eventually("the transport notices the outage", LIMIT, || {
+        let errors = Counters::get(&counters.transport_errors);
+        async move { errors >= 2 }
+    })
+    .await;
+
+    cloud.restart().await;
+    eventually("the spool drained after the cloud came back", LIMIT, || {
+        let depth = spool_state.gauge().frames.load(Ordering::Relaxed);
+        async move { depth == 0 }
+    })
+    .await;
+    let _ = stop.send(());
+    running.await.unwrap().expect("agent stops cleanly");
+
+    assert_eq!(Counters::get(&counters.spooled), frames);
+    let store = cloud.store().await;
+    let stored = stored_seqs(&store, device, 0..frames + 10).await;
+    assert_eq!(stored, (0..frames).collect::<Vec<_>>());
+    assert_eq!(Counters::get(&counters.spool_dropped), 0);
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the agent against the real cloud (in-process, with the
+//! real detector and store), the agent binary killed with SIGKILL, and the
+//! MQTT transport against the machine's Mosquitto.
+
+mod helpers;
+mod https;
+mod mqtt;
+mod restart;

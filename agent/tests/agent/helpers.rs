@@ -41,6 +41,9 @@ fn cloud_config(data_dir: &Path, addr: SocketAddr) -> lastseen_cloud::config::Co
         argon2_iterations: 1,
         jwt_secret: Some(lastseen_cloud::config::Secret::new(TEST_JWT_SECRET)),
         log: "warn".to_owned(),
+        // These tests send over HTTPS; the default embedded broker would
+        // want 1883, which this machine's Mosquitto holds.
+        mqtt: lastseen_cloud::config::MqttMode::Off,
         ..lastseen_cloud::config::Config::default()
     }
 }

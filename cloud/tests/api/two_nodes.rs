@@ -96,6 +96,9 @@ async fn node(
     spawn_app_with(|config| {
         config.database_url = Some(database_url.to_owned());
         config.blob_dir = Some(blob_dir.to_path_buf());
+        // Every frame carries the same picture: count one image per frame
+        // rather than one shared image per device.
+        config.skip_unchanged_images = false;
         config.mqtt = MqttMode::External;
         config.mqtt_url = Some(format!("mqtt://{MOSQUITTO}"));
         config.mqtt_topic_prefix = prefix.to_owned();

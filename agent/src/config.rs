@@ -6,7 +6,6 @@
 //! `[source]` kind) is a working configuration: every other key has a default.
 //! [`Config::validate`] reports every problem at once.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -15,26 +14,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use lastseen_shared::{DeviceId, GateSettings};
 use serde::{Deserialize, Serialize};
 
-/// A value that must never appear in logs or debug output.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use lastseen_shared::Secret;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -224,7 +224,7 @@ async fn main() -> Result<()> {
         other => bail!("BROKER must be embedded or mosquitto, not {other}"),
     };
     let topics = Topics::new(&config.mqtt_topic_prefix)?;
-    lastseen_cloud::telemetry::init(&config.log);
+    lastseen_shared::service::init_logs(&config.log);
     let listener = lastseen_cloud::bind(config.bind).await?;
     let base = format!("http://{}/api/v1", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use lastseen_cloud::config::{Config, Secret};
-use lastseen_cloud::detect::{YoloxModel, runtime};
+use lastseen_cloud::detect::{load_model, load_runtime};
 use lastseen_shared::yolox::YoloxConfig;
 use serde_json::{Value, json};
 
@@ -50,12 +50,12 @@ fn fixture_jpegs() -> Result<Vec<Vec<u8>>> {
 /// Inference alone: one session per worker thread, each running the model on
 /// an already letterboxed fixture, as fast as it can.
 fn raw_onnx_fps(frames: usize, workers: usize, threads: usize) -> Result<f64> {
-    let runtime = runtime::ensure_loaded(None)?;
+    let runtime = load_runtime(None)?;
     let model_path = shared().join("models/yolox_nano.onnx");
     let image = image::open(shared().join("fixtures/images/dog.jpg"))?.into_rgb8();
     let mut models = Vec::new();
     for _ in 0..workers {
-        let mut model = YoloxModel::load(&runtime, &model_path, YoloxConfig::default(), threads)?;
+        let mut model = load_model(&runtime, &model_path, YoloxConfig::default(), threads)?;
         model.detect(&image)?; // fills the input tensor and warms the session
         models.push(model);
     }

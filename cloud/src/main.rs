@@ -1,12 +1,13 @@
 use clap::Parser;
 use lastseen_cloud::config::{Cli, Config};
-use lastseen_cloud::{bind, run, shutdown_signal, telemetry};
+use lastseen_cloud::{bind, run};
+use lastseen_shared::service::{init_logs, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides)?;
-    telemetry::init(&config.log);
+    init_logs(&config.log);
     let listener = bind(config.bind).await?;
     run(config, listener, shutdown_signal()).await?;
     Ok(())

@@ -6,12 +6,21 @@
 //! feature so the agent's person gate and the cloud's detector share one
 //! implementation. The frame envelope, MQTT topics and the JSON messages
 //! beside them (acks, remote gate settings, device status) live here too.
+//!
+//! Behind features, the few run-time pieces both binaries need the same:
+//! `onnx` (loading ONNX Runtime, one YOLOX session) and `service` (logs,
+//! shutdown signal).
 
 pub mod detection;
 pub mod envelope;
 pub mod ids;
 pub mod labels;
 pub mod messages;
+#[cfg(feature = "onnx")]
+pub mod onnx;
+pub mod secret;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod token;
 pub mod topics;
 #[cfg(feature = "yolox")]
@@ -21,4 +30,5 @@ pub use detection::{BBox, Detection, Label, LabelError};
 pub use envelope::{Envelope, EnvelopeError, EnvelopeHeader, Measurement};
 pub use ids::{DeviceId, FrameId, IdError, UserId};
 pub use messages::{Ack, DeviceState, DeviceStatus, GateSettings};
+pub use secret::Secret;
 pub use topics::{TopicKind, Topics};

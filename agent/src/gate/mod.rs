@@ -9,7 +9,6 @@ pub mod change;
 pub mod heartbeat;
 pub mod light;
 pub mod person;
-mod runtime;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod thumb;

@@ -2,63 +2,29 @@
 //! pre/post-processing shared with the cloud (`lastseen_shared::yolox`).
 //! It runs only on frames the light and change gates let through.
 
-use std::path::Path;
-
 use image::RgbImage;
-use lastseen_shared::labels::COCO;
-use lastseen_shared::yolox::{Preprocessor, YoloxConfig, decode};
-use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
-use ort::value::TensorRef;
+use lastseen_shared::onnx::{self, SessionError, YoloxSession};
+use lastseen_shared::yolox::YoloxConfig;
 
 use crate::config::PersonModel;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PersonError {
-    #[error("{0}")]
-    Runtime(String),
-    #[error("cannot load the person model {path}: {message}")]
-    Model { path: String, message: String },
-    #[error("person detection failed: {0}")]
-    Inference(String),
+    #[error("{0} (set person.onnxruntime_lib or ORT_DYLIB_PATH, or run scripts/setup)")]
+    Runtime(#[from] onnx::RuntimeError),
+    #[error("the person gate's model (person.model_path): {0}")]
+    Model(#[from] SessionError),
 }
 
-/// One ONNX Runtime session and the buffers it reuses.
+/// One YOLOX session (the cloud's detector code, from the shared crate).
+#[derive(Debug)]
 pub struct PersonDetector {
-    session: Session,
-    preprocessor: Preprocessor,
-    tensor: Vec<f32>,
-    config: YoloxConfig,
-}
-
-impl std::fmt::Debug for PersonDetector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PersonDetector")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
+    session: YoloxSession,
 }
 
 impl PersonDetector {
     pub fn load(model: &PersonModel) -> Result<Self, PersonError> {
-        let environment = super::runtime::ensure_loaded(model.onnxruntime_lib.as_deref())?;
-        let path: &Path = &model.model_path;
-        let model_error = |message: String| PersonError::Model {
-            path: path.display().to_string(),
-            message,
-        };
-        if !path.is_file() {
-            return Err(model_error("no such file".to_owned()));
-        }
-        let session = Session::builder(&environment)
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::Level3)
-                    .map_err(Into::into)
-            })
-            .and_then(|b| b.with_intra_threads(model.threads).map_err(Into::into))
-            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(path))
-            .map_err(|e| model_error(e.to_string()))?;
+        let runtime = onnx::ensure_loaded(model.onnxruntime_lib.as_deref())?;
         // Every box is kept here; the gate compares the best person score
         // with its own `min_score`, which the cloud may change at any time.
         let config = YoloxConfig {
@@ -66,39 +32,15 @@ impl PersonDetector {
             score_threshold: 0.05,
             ..YoloxConfig::default()
         };
-        let preprocessor = Preprocessor::new(config.input_size);
-        let tensor = vec![0.0; preprocessor.tensor_len()];
-        Ok(Self {
-            session,
-            preprocessor,
-            tensor,
-            config,
-        })
+        let session = YoloxSession::load(&runtime, &model.model_path, config, model.threads)?;
+        Ok(Self { session })
     }
 
     /// The best `person` score in the frame (0 when there is none).
     pub fn best_person_score(&mut self, image: &RgbImage) -> Result<f32, PersonError> {
-        let letterbox = self
-            .preprocessor
-            .run(image, &mut self.tensor)
-            .map_err(|e| PersonError::Inference(e.to_string()))?;
-        let side = self.preprocessor.input_size() as usize;
-        let input = TensorRef::from_array_view(([1usize, 3, side, side], self.tensor.as_slice()))
-            .map_err(|e| PersonError::Inference(e.to_string()))?;
-        let outputs = self
+        Ok(self
             .session
-            .run(ort::inputs![input])
-            .map_err(|e| PersonError::Inference(e.to_string()))?;
-        let first = outputs
-            .values()
-            .next()
-            .ok_or_else(|| PersonError::Inference("the model has no output".to_owned()))?;
-        let (_shape, data) = first
-            .try_extract_tensor::<f32>()
-            .map_err(|e| PersonError::Inference(e.to_string()))?;
-        let detections = decode(data, &self.config, &letterbox, &COCO)
-            .map_err(|e| PersonError::Inference(e.to_string()))?;
-        Ok(detections
+            .detect(image)?
             .iter()
             .filter(|d| d.label.as_str() == "person")
             .map(|d| d.score)

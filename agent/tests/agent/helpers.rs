@@ -23,14 +23,64 @@ pub(crate) fn trace_dir() -> PathBuf {
     shared_dir().join("fixtures/trace")
 }
 
+/// How a test cloud takes MQTT frames.
+#[derive(Clone, Debug)]
+pub(crate) enum CloudMqtt {
+    /// HTTPS only: the default embedded broker would want 1883, which this
+    /// machine's Mosquitto holds.
+    Off,
+    /// Its own rumqttd on a free port (it cannot be restarted in-process).
+    Embedded,
+    /// A client of the machine's Mosquitto under a topic prefix of the test's own.
+    Mosquitto { prefix: String },
+}
+
 /// A cloud node; its data dir outlives restarts.
 pub(crate) struct Cloud {
     pub(crate) addr: SocketAddr,
+    /// Where devices connect for MQTT (`mqtt://host:port`), unless `Off`.
+    pub(crate) mqtt_url: Option<String>,
+    mqtt: CloudMqtt,
     data_dir: Arc<tempfile::TempDir>,
     running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
-fn cloud_config(data_dir: &Path, addr: SocketAddr) -> lastseen_cloud::config::Config {
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+}
+
+fn cloud_config(
+    data_dir: &Path,
+    addr: SocketAddr,
+    mqtt: &CloudMqtt,
+    mqtt_url: Option<&str>,
+) -> lastseen_cloud::config::Config {
+    use lastseen_cloud::config::MqttMode;
+    let base = lastseen_cloud::config::Config::default();
+    let (mode, mqtt_listen, external_url, mqtt_topic_prefix) = match mqtt {
+        CloudMqtt::Off => (
+            MqttMode::Off,
+            base.mqtt_listen,
+            None,
+            base.mqtt_topic_prefix,
+        ),
+        CloudMqtt::Embedded => {
+            let url = mqtt_url.expect("an embedded broker has an address");
+            let listen = url
+                .trim_start_matches("mqtt://")
+                .parse()
+                .expect("host:port");
+            (MqttMode::Embedded, listen, None, base.mqtt_topic_prefix)
+        }
+        CloudMqtt::Mosquitto { prefix } => (
+            MqttMode::External,
+            base.mqtt_listen,
+            mqtt_url.map(str::to_owned),
+            prefix.clone(),
+        ),
+    };
     lastseen_cloud::config::Config {
         bind: addr,
         data_dir: data_dir.to_path_buf(),
@@ -41,18 +91,31 @@ fn cloud_config(data_dir: &Path, addr: SocketAddr) -> lastseen_cloud::config::Co
         argon2_iterations: 1,
         jwt_secret: Some(lastseen_cloud::config::Secret::new(TEST_JWT_SECRET)),
         log: "warn".to_owned(),
-        // These tests send over HTTPS; the default embedded broker would
-        // want 1883, which this machine's Mosquitto holds.
-        mqtt: lastseen_cloud::config::MqttMode::Off,
-        ..lastseen_cloud::config::Config::default()
+        mqtt: mode,
+        mqtt_listen,
+        mqtt_url: external_url,
+        mqtt_topic_prefix,
+        ..base
     }
 }
 
 impl Cloud {
+    /// A node taking frames over HTTPS only.
     pub(crate) async fn start() -> Self {
+        Self::start_with(CloudMqtt::Off).await
+    }
+
+    pub(crate) async fn start_with(mqtt: CloudMqtt) -> Self {
         let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mqtt_url = match &mqtt {
+            CloudMqtt::Off => None,
+            CloudMqtt::Embedded => Some(format!("mqtt://{}", free_port())),
+            CloudMqtt::Mosquitto { .. } => Some("mqtt://127.0.0.1:1883".to_owned()),
+        };
         let mut cloud = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtt_url,
+            mqtt,
             data_dir,
             running: None,
         };
@@ -63,8 +126,13 @@ impl Cloud {
     /// Starts the node again, on the same address with the same data.
     pub(crate) async fn restart(&mut self) {
         assert!(self.running.is_none(), "the cloud is running");
-        let config = cloud_config(self.data_dir.path(), self.addr);
-        lastseen_cloud::telemetry::init(&config.log);
+        let config = cloud_config(
+            self.data_dir.path(),
+            self.addr,
+            &self.mqtt,
+            self.mqtt_url.as_deref(),
+        );
+        lastseen_shared::service::init_logs(&config.log);
         let listener = lastseen_cloud::bind(config.bind).await.expect("binds");
         self.addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();

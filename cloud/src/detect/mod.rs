@@ -1,17 +1,17 @@
 //! Object detection: ONNX Runtime sessions fed from a bounded queue.
 //!
-//! - [`runtime`] finds and loads the ONNX Runtime shared library once per process.
-//! - `model` wraps one session with the YOLOX pre/post-processing of the shared crate.
+//! - `model` loads ONNX Runtime and YOLOX sessions through the shared crate
+//!   (`lastseen_shared::onnx`, the same code as the agent's person gate).
 //! - `pool` owns the queue and the worker threads. Inference is CPU-bound and
 //!   blocking, so it runs on dedicated threads, never on the async runtime.
 
 mod jpeg;
 mod model;
 mod pool;
-pub mod runtime;
 
 pub use jpeg::{ImageError, decode as decode_jpeg, sniff_jpeg};
-pub use model::{Analysis, YoloxModel};
+pub use lastseen_shared::onnx::{OnnxRuntime, YoloxSession};
+pub use model::{Analysis, load_model, load_runtime};
 pub use pool::{DetectorPool, PoolSettings, QueueFull};
 
 use std::path::PathBuf;

@@ -16,8 +16,8 @@ use lastseen_shared::yolox::YoloxConfig;
 use tokio::sync::oneshot;
 
 use super::jpeg;
-use super::model::{Analysis, YoloxModel};
-use super::{DetectError, runtime};
+use super::model::{Analysis, load_model, load_runtime};
+use super::{DetectError, YoloxSession};
 use crate::metrics::Histogram;
 
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ impl DetectorPool {
     /// a missing runtime fails at startup rather than on the first frame.
     pub fn start(settings: &PoolSettings) -> Result<Self, DetectError> {
         let runtime = if settings.detect {
-            Some(runtime::ensure_loaded(settings.onnxruntime_lib.as_deref())?)
+            Some(load_runtime(settings.onnxruntime_lib.as_deref())?)
         } else {
             tracing::warn!("detection is off (detect_enabled = false): frames get no detections");
             None
@@ -66,7 +66,7 @@ impl DetectorPool {
             let model = runtime
                 .as_ref()
                 .map(|runtime| {
-                    YoloxModel::load(
+                    load_model(
                         runtime,
                         &settings.model_path,
                         settings.yolox.clone(),
@@ -119,7 +119,12 @@ impl DetectorPool {
 }
 
 /// Runs until every sender is gone, i.e. until the pool is dropped.
-fn work(mut model: Option<YoloxModel>, queue: Receiver<Job>, max_pixels: u64, latency: &Histogram) {
+fn work(
+    mut model: Option<YoloxSession>,
+    queue: Receiver<Job>,
+    max_pixels: u64,
+    latency: &Histogram,
+) {
     while let Ok(job) = queue.recv() {
         if job.reply.is_closed() {
             // The client gave up; it will resend, and nothing was stored.
@@ -143,7 +148,7 @@ fn work(mut model: Option<YoloxModel>, queue: Receiver<Job>, max_pixels: u64, la
 }
 
 fn analyse(
-    model: Option<&mut YoloxModel>,
+    model: Option<&mut YoloxSession>,
     bytes: &[u8],
     max_pixels: u64,
 ) -> Result<Analysis, DetectError> {

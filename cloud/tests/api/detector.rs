@@ -1,16 +1,16 @@
 //! The detector on its own, on the fixture images as they are (no JPEG
 //! re-encoding), against the detections ONNX Runtime's Python API produced.
 
-use lastseen_cloud::detect::{YoloxModel, runtime};
+use lastseen_cloud::detect::{load_model, load_runtime};
 use lastseen_shared::yolox::YoloxConfig;
 
 use crate::helpers::{assert_matches_expected, expected_detections, fixture_path, model_path};
 
 #[test]
 fn detections_on_every_fixture_match_the_reference() {
-    let runtime = runtime::ensure_loaded(None).expect("ONNX Runtime is installed (scripts/setup)");
+    let runtime = load_runtime(None).expect("ONNX Runtime is installed (scripts/setup)");
     let mut model =
-        YoloxModel::load(&runtime, &model_path(), YoloxConfig::default(), 1).expect("model loads");
+        load_model(&runtime, &model_path(), YoloxConfig::default(), 1).expect("model loads");
     let expected = expected_detections();
     let fixtures = expected.as_object().expect("expected.json is an object");
     assert_eq!(fixtures.len(), 4);
@@ -26,15 +26,14 @@ fn detections_on_every_fixture_match_the_reference() {
 
 #[test]
 fn a_missing_model_is_a_clear_error() {
-    let runtime = runtime::ensure_loaded(None).expect("ONNX Runtime is installed (scripts/setup)");
-    let error = YoloxModel::load(
+    let runtime = load_runtime(None).expect("ONNX Runtime is installed (scripts/setup)");
+    let error = load_model(
         &runtime,
         std::path::Path::new("/nonexistent/model.onnx"),
         YoloxConfig::default(),
         1,
     )
-    .err()
-    .expect("loading fails");
+    .expect_err("loading fails");
     let message = error.to_string();
     assert!(
         message.contains("/nonexistent/model.onnx") && message.contains("model_path"),

@@ -102,7 +102,7 @@ pub(crate) async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestA
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(data_dir.path());
     customize(&mut config);
-    lastseen_cloud::telemetry::init(&config.log);
+    lastseen_shared::service::init_logs(&config.log);
     let listener = lastseen_cloud::bind(config.bind)
         .await
         .expect("binds port 0");

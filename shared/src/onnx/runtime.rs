@@ -1,13 +1,11 @@
 //! Locating and loading `libonnxruntime` at run time (`ort`'s `load-dynamic`).
 //!
-//! The library ships inside the PyPI wheel `onnxruntime`; `scripts/setup`
-//! installs it into the project's `.venv`, where this module finds it, so a
+//! The library ships inside the PyPI wheel `onnxruntime`; the project's
+//! `scripts/setup` installs it into a `.venv`, where [`locate`] finds it, so a
 //! user never has to export a path by hand.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-use super::DetectError;
 
 /// The loaded library and the process's one ONNX Runtime environment.
 #[derive(Clone)]
@@ -16,41 +14,56 @@ pub struct OnnxRuntime {
     pub(super) environment: ort::environment::Environment,
 }
 
-/// ONNX Runtime allows one environment per process; every detector shares it.
-static LOADED: OnceLock<Result<OnnxRuntime, String>> = OnceLock::new();
+impl std::fmt::Debug for OnnxRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxRuntime")
+            .field("library", &self.library)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("ONNX Runtime library not found (looked in: {searched})")]
+    NotFound { searched: String },
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
+    Load { path: PathBuf, message: String },
+}
+
+/// ONNX Runtime allows one environment per process; every session shares it
+/// (a load tool runs many agents, and tests many servers, in one process).
+static LOADED: OnceLock<Result<OnnxRuntime, RuntimeError>> = OnceLock::new();
 
 /// Loads the library once. Later calls return the first outcome, whatever path they pass.
-pub fn ensure_loaded(configured: Option<&Path>) -> Result<OnnxRuntime, DetectError> {
-    let outcome = LOADED.get_or_init(|| {
-        let path = locate(configured).map_err(|e| e.to_string())?;
-        let environment = ort::init_from(&path)
-            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
-        let environment = environment
-            .with_name("lastseen")
-            .build()
-            .map_err(|e| format!("cannot start ONNX Runtime from {}: {e}", path.display()))?;
-        Ok(OnnxRuntime {
-            library: path,
-            environment,
+pub fn ensure_loaded(configured: Option<&Path>) -> Result<OnnxRuntime, RuntimeError> {
+    LOADED
+        .get_or_init(|| {
+            let path = locate(configured)?;
+            let failed = |message: String| RuntimeError::Load {
+                path: path.clone(),
+                message,
+            };
+            let environment = ort::init_from(&path)
+                .map_err(|e| failed(e.to_string()))?
+                .with_name("lastseen")
+                .build()
+                .map_err(|e| failed(e.to_string()))?;
+            Ok(OnnxRuntime {
+                library: path,
+                environment,
+            })
         })
-    });
-    match outcome {
-        Ok(runtime) => Ok(runtime.clone()),
-        Err(message) => Err(DetectError::RuntimeLoad {
-            path: configured.map(Path::to_path_buf).unwrap_or_default(),
-            message: message.clone(),
-        }),
-    }
+        .clone()
 }
 
 /// The configured path, else `ORT_DYLIB_PATH`, else a `.venv` in the working
 /// directory or one of its parents (or the executable's), else system library dirs.
-pub fn locate(configured: Option<&Path>) -> Result<PathBuf, DetectError> {
+pub fn locate(configured: Option<&Path>) -> Result<PathBuf, RuntimeError> {
     if let Some(path) = configured {
         return if path.is_file() {
             Ok(path.to_path_buf())
         } else {
-            Err(DetectError::RuntimeNotFound {
+            Err(RuntimeError::NotFound {
                 searched: path.display().to_string(),
             })
         };
@@ -92,7 +105,7 @@ pub fn locate(configured: Option<&Path>) -> Result<PathBuf, DetectError> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    Err(DetectError::RuntimeNotFound { searched })
+    Err(RuntimeError::NotFound { searched })
 }
 
 /// `.venv/lib/python3.X/site-packages/onnxruntime/capi/libonnxruntime.so.*`
@@ -146,6 +159,20 @@ mod tests {
         std::fs::write(capi.join("libonnxruntime.so.1.32.0"), b"").unwrap();
         std::fs::write(capi.join("onnxruntime_pybind11_state.so"), b"").unwrap();
         let found = find_in_venv(&venv.path().join("lib")).unwrap();
+        assert!(found.ends_with("libonnxruntime.so.1.32.0"), "{found:?}");
+    }
+
+    #[test]
+    fn picks_the_newest_versioned_library_in_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "libonnxruntime.so.1.31.0",
+            "libonnxruntime.so.1.32.0",
+            "other.so",
+        ] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let found = newest_library_in(dir.path()).unwrap();
         assert!(found.ends_with("libonnxruntime.so.1.32.0"), "{found:?}");
     }
 }

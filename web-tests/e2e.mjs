@@ -45,8 +45,9 @@ async function send(deviceToken, seq, name, minutesAgo) {
     },
     body: jpeg,
   });
-  check(response.status === 201, `POST /frames ${name}: ${response.status} ${await response.text()}`);
-  return response.json();
+  const text = await response.text();
+  check(response.status === 201, `POST /frames ${name}: ${response.status} ${text}`);
+  return JSON.parse(text);
 }
 
 /** The RGB of pixel (x, y) of an <img> at its natural size. */
@@ -61,18 +62,29 @@ async function pixel(locator, x, y) {
   }, [x, y]);
 }
 
+// page.waitForFunction evaluates strings, which the page's CSP forbids
+// (no 'unsafe-eval'), so conditions are polled from here.
+async function until(condition, what) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (!(await condition())) {
+    check(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 async function loaded(locator) {
   await locator.waitFor();
-  await locator.page().waitForFunction(
+  await until(() => locator.evaluate(
     (image) => image.complete && image.naturalWidth > 0 && !image.classList.contains('loading'),
-    await locator.elementHandle(),
-  );
+  ), 'an image to load');
 }
 
 async function shoot(page, name) {
   await page.waitForLoadState('networkidle');
-  // Let images that are still decoding finish.
-  await page.waitForFunction(() => [...document.images].every((i) => i.complete));
+  // Let images that are still being fetched or decoded finish.
+  await until(() => page.evaluate(
+    () => [...document.images].every((i) => i.complete && !i.classList.contains('loading')),
+  ), 'the images to load');
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 }
 
@@ -85,7 +97,7 @@ async function run() {
   });
   const problems = [];
   try {
-    const desktop = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const desktop = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
     desktop.setDefaultTimeout(STEP_TIMEOUT_MS);
     const page = await desktop.newPage();
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
@@ -142,7 +154,9 @@ async function run() {
     check(deviceToken.split('.').length === 3, `a JWT is shown: ${deviceToken}`);
     const download = page.getByRole('link', { name: 'Download agent.toml' });
     check((await download.getAttribute('download')) === 'agent.toml', 'the config downloads as agent.toml');
-    const config = await download.evaluate((link) => fetch(link.href).then((r) => r.text()));
+    const [saved] = await Promise.all([page.waitForEvent('download'), download.click()]);
+    check(saved.suggestedFilename() === 'agent.toml', `downloaded ${saved.suggestedFilename()}`);
+    const config = await readFile(await saved.path(), 'utf8');
     check(config.includes(`token = "${deviceToken}"`) && config.includes('device_id = "'), `agent.toml: ${config}`);
     const card = page.locator('li.camera').filter({ hasText: 'Kitchen' });
     await card.getByText('Never connected').waitFor();
@@ -183,7 +197,7 @@ async function run() {
     check((await tiles.count()) >= 5, `every detection is listed: ${await tiles.count()}`);
     await page.getByLabel('Object').selectOption('cup');
     await page.getByRole('button', { name: 'Show', exact: true }).click();
-    await page.waitForFunction(() => document.querySelectorAll('.gallery .tile').length === 2);
+    await until(async () => (await tiles.count()) === 2, 'the two cup sightings');
     await shoot(page, 'desktop-sightings');
     await tiles.first().getByRole('link').click();
     const rows = page.locator('table.detections tbody tr');

@@ -159,7 +159,7 @@ async function run() {
     const config = await readFile(await saved.path(), 'utf8');
     check(config.includes(`token = "${deviceToken}"`) && config.includes('device_id = "'), `agent.toml: ${config}`);
     const card = page.locator('li.camera').filter({ hasText: 'Kitchen' });
-    await card.getByText('Never connected').waitFor();
+    await card.getByText('No status yet').waitFor();
     await shoot(page, 'desktop-cameras');
 
     step = 'send the fixture images as that camera';
@@ -168,6 +168,30 @@ async function run() {
     await send(deviceToken, 3, 'chelsea.jpg', 6);
     const latest = await send(deviceToken, 4, 'coffee.jpg', 3);
     check(latest.detections.some((d) => d.label === 'cup'), 'the coffee frame has a cup');
+
+    step = 'the camera reports its status: online, with its counters';
+    const status = await fetch(`${base}/api/v1/device/status`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${deviceToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ state: 'online', counters: { captured: 120, dropped_change: 110, sent: 4 }, spool_depth: 0 }),
+    });
+    check(status.status === 204, `POST /device/status: ${status.status}`);
+    await page.reload();
+    await card.getByText('Online').waitFor();
+    await card.getByText('dropped change').waitFor();
+    check((await card.locator('dd').allTextContents()).includes('110'), 'the counters are shown');
+
+    step = 'edit the gate settings of the camera';
+    await card.getByRole('button', { name: 'Gate settings' }).click();
+    await card.getByLabel('heartbeat secs').fill('60');
+    await card.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByText('Settings saved').waitFor();
+    const userToken = await page.evaluate(() => localStorage.getItem('lastseen.token'));
+    const deviceId = await card.getAttribute('data-device');
+    const settings = await fetch(`${base}/api/v1/devices/${deviceId}/settings`, {
+      headers: { Authorization: `Bearer ${userToken}` },
+    }).then((r) => r.json());
+    check(settings.heartbeat_secs === 60, `the settings were saved: ${JSON.stringify(settings)}`);
 
     step = 'search "cup": the coffee image with its box, the camera and when';
     await page.getByRole('link', { name: 'Find' }).click();

@@ -64,7 +64,7 @@ function tokenCard(id, name, token, title) {
 
 function stateOf(device) {
   if (device.revoked_at) return ['revoked', 'Revoked'];
-  if (!device.status) return ['never', 'Never connected'];
+  if (!device.status) return ['never', 'No status yet'];
   return device.status.state === 'online' ? ['online', 'Online'] : ['offline', 'Offline'];
 }
 

@@ -2,7 +2,7 @@
 // state, last sighting thumbnail and counters; rename, rotate, revoke,
 // delete, and edit its gate settings.
 
-import { api, frameImage, get, query } from './api.js';
+import { api, frameImage, get } from './api.js';
 import { apiImage, confirmButton, empty, field, h, onSubmit, toast, when } from './ui.js';
 
 export async function camerasPage(view) {
@@ -70,14 +70,10 @@ function stateOf(device) {
 
 function cameraCard(device, refresh, added) {
   const [state, stateText] = stateOf(device);
-  const thumb = h('div', { class: 'thumb' }, h('span', { class: 'hint' }, 'No frames yet'));
-  get(query('/detections', { device: device.id, limit: 1 })).then((page) => {
-    const last = page.items[0];
-    if (last) {
-      thumb.replaceChildren(h('a', { href: `#/frame/${last.frame_id}` },
-        apiImage(frameImage(last.frame_id, { width: 320 }), `Last frame from ${device.name}`)));
-    }
-  }, () => {});
+  const thumb = h('div', { class: 'thumb' }, device.last_frame_id
+    ? h('a', { href: `#/frame/${device.last_frame_id}` },
+      apiImage(frameImage(device.last_frame_id, { width: 320 }), `Last frame from ${device.name}`))
+    : h('span', { class: 'hint' }, 'No frames yet'));
   const counters = Object.entries(device.status?.counters || {});
   const details = h('div', { class: 'camera-body' });
   const card = h('li', { class: 'card camera', 'data-device': device.id },

@@ -16,5 +16,6 @@ mod openapi;
 mod queries;
 mod retention;
 mod sessions;
+mod thumbnails;
 mod two_nodes;
 mod web;

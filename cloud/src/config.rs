@@ -116,6 +116,14 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// Origins allowed to call the API from a browser (CORS); empty is off.
     pub cors_allowed_origins: Vec<String>,
+    /// Widest thumbnail `GET /frames/{id}/image?width=` makes.
+    pub max_thumbnail_width: u32,
+    /// Live events buffered per user for a slow browser before it misses some.
+    pub live_channel_capacity: usize,
+    /// Time a live WebSocket has to send its `auth` message.
+    pub live_auth_timeout_secs: u64,
+    /// Interval of live WebSocket pings; the session is also re-checked then.
+    pub live_ping_interval_secs: u64,
 
     /// MQTT transport: `embedded` (a broker inside the cloud on
     /// `mqtt_listen`), `external` (a client of the broker at `mqtt_url`) or `off`.
@@ -201,6 +209,10 @@ impl Default for Config {
             login_window_secs: 300,
             client_ip_header: None,
             cors_allowed_origins: Vec::new(),
+            max_thumbnail_width: 1280,
+            live_channel_capacity: 64,
+            live_auth_timeout_secs: 10,
+            live_ping_interval_secs: 30,
             mqtt: MqttMode::Embedded,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtt_tls_cert: None,
@@ -328,6 +340,22 @@ impl Config {
             "max_image_pixels must be at least 4096",
         );
         check(self.max_page_size >= 1, "max_page_size must be at least 1");
+        check(
+            self.max_thumbnail_width >= 16,
+            "max_thumbnail_width must be at least 16",
+        );
+        check(
+            self.live_channel_capacity >= 1,
+            "live_channel_capacity must be at least 1",
+        );
+        check(
+            self.live_auth_timeout_secs >= 1,
+            "live_auth_timeout_secs must be at least 1",
+        );
+        check(
+            self.live_ping_interval_secs >= 1,
+            "live_ping_interval_secs must be at least 1",
+        );
         check(
             self.access_token_ttl_secs >= 60,
             "access_token_ttl_secs must be at least 60",

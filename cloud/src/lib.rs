@@ -11,11 +11,13 @@ pub mod detect;
 pub mod devices;
 pub mod http;
 pub mod ingest;
+pub mod live;
 pub mod metrics;
 pub mod mqtt;
 pub mod query;
 pub mod retention;
 pub mod store;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ use devices::Devices;
 use devices::control::DeviceControl;
 use http::{AppState, HttpLimits};
 use ingest::{Ingest, UnchangedImages};
+use live::LiveHub;
 use metrics::Metrics;
 use query::Sightings;
 use retention::{MaintenanceSettings, Retention};
@@ -107,6 +110,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         max_image_pixels: config.max_image_pixels,
         detect: config.detect_enabled,
     })?);
+    let live = LiveHub::new(config.live_channel_capacity);
     Ok(AppState {
         accounts: Arc::new(Accounts::new(
             store.clone(),
@@ -128,12 +132,12 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         )),
         control: Arc::new(DeviceControl::new(store.clone())),
         ingest: Arc::new(
-            Ingest::new(store.clone(), blobs.clone(), detector).with_unchanged_images(
-                UnchangedImages {
+            Ingest::new(store.clone(), blobs.clone(), detector)
+                .with_unchanged_images(UnchangedImages {
                     enabled: config.skip_unchanged_images,
                     min_iou: config.unchanged_min_iou,
-                },
-            ),
+                })
+                .with_observer(Arc::new(live.clone())),
         ),
         retention: Arc::new(Retention::new(
             store.clone(),
@@ -152,7 +156,9 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             blobs,
             config.max_page_size,
             config.max_image_pixels,
+            config.max_thumbnail_width,
         )),
+        live,
         store,
         metrics: Arc::new(Metrics::new()),
         limits: Arc::new(HttpLimits {
@@ -161,6 +167,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             retry_after_secs: config.retry_after_secs,
             client_ip_header: config.client_ip_header.clone(),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
+            live_auth_timeout: Duration::from_secs(config.live_auth_timeout_secs),
+            live_ping_interval: Duration::from_secs(config.live_ping_interval_secs),
         }),
     })
 }
@@ -250,6 +258,7 @@ pub async fn run(
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
     let app = http::router(state.clone())
+        .merge(web::router())
         .merge(metrics::router(state))
         .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use lastseen_shared::messages::SettingsError;
-use lastseen_shared::{DeviceId, DeviceStatus, GateSettings, UserId};
+use lastseen_shared::{DeviceId, DeviceStatus, FrameId, GateSettings, UserId};
 use tokio::sync::broadcast;
 
 use crate::store::{DeviceRecord, ReportedStatus, Store, StoreError};
@@ -35,11 +35,12 @@ pub struct SettingsChange {
     pub settings: GateSettings,
 }
 
-/// A device with the status it last reported, if any.
+/// A device with the status it last reported and its newest frame, if any.
 #[derive(Clone, Debug)]
 pub struct DeviceOverview {
     pub device: DeviceRecord,
     pub status: Option<ReportedStatus>,
+    pub last_frame: Option<FrameId>,
 }
 
 pub struct DeviceControl {
@@ -128,14 +129,24 @@ impl DeviceControl {
         self.report_status(id, status).await
     }
 
-    /// A device of the owner with its last status.
+    /// A device of the owner with its last status and newest frame.
     pub async fn overview(&self, device: DeviceRecord) -> Result<DeviceOverview, ControlError> {
         let status = self.store.device_status(device.id).await?;
-        Ok(DeviceOverview { device, status })
+        let last_frame = self
+            .store
+            .last_frames_of(device.owner)
+            .await?
+            .into_iter()
+            .find_map(|(id, frame)| (id == device.id).then_some(frame));
+        Ok(DeviceOverview {
+            device,
+            status,
+            last_frame,
+        })
     }
 
     /// The owner's devices (as listed by [`crate::devices::Devices::list`])
-    /// with their last statuses, in one read.
+    /// with their last statuses and newest frames, in two reads.
     pub async fn overviews(
         &self,
         owner: UserId,
@@ -147,10 +158,17 @@ impl DeviceControl {
             .await?
             .into_iter()
             .collect();
+        let mut last_frames: std::collections::HashMap<_, _> = self
+            .store
+            .last_frames_of(owner)
+            .await?
+            .into_iter()
+            .collect();
         Ok(devices
             .into_iter()
             .map(|device| DeviceOverview {
                 status: statuses.remove(&device.id),
+                last_frame: last_frames.remove(&device.id),
                 device,
             })
             .collect())

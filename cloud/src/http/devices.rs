@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use lastseen_shared::{DeviceId, DeviceStatus};
+use lastseen_shared::{DeviceId, DeviceStatus, FrameId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -60,6 +60,10 @@ struct DeviceView {
     /// When the cloud received `status`; `null` if it never did.
     #[schema(required = true)]
     last_status_at: Option<DateTime<Utc>>,
+    /// The device's newest frame (highest `seq`), e.g. for a thumbnail with
+    /// `GET /frames/{id}/image?width=`; `null` before its first frame.
+    #[schema(required = true)]
+    last_frame_id: Option<FrameId>,
 }
 
 /// The device just created, with its token.
@@ -296,7 +300,13 @@ fn parse_id(text: &str) -> Result<DeviceId, ApiError> {
 }
 
 impl From<DeviceOverview> for DeviceView {
-    fn from(DeviceOverview { device, status }: DeviceOverview) -> Self {
+    fn from(
+        DeviceOverview {
+            device,
+            status,
+            last_frame,
+        }: DeviceOverview,
+    ) -> Self {
         let (status, last_status_at) = match status {
             Some(reported) => (Some(reported.status), Some(reported.received_at)),
             None => (None, None),
@@ -309,6 +319,7 @@ impl From<DeviceOverview> for DeviceView {
             revoked_at: device.revoked_at,
             status,
             last_status_at,
+            last_frame_id: last_frame,
         }
     }
 }

@@ -263,9 +263,10 @@ impl From<QueryError> for ApiError {
             QueryError::NeverSeen => {
                 ApiError::new(StatusCode::NOT_FOUND, "never_seen", error.to_string())
             }
-            QueryError::Cursor(_) | QueryError::Limit(_) | QueryError::EmptyRange => {
-                ApiError::bad_request(error.to_string())
-            }
+            QueryError::Cursor(_)
+            | QueryError::Limit(_)
+            | QueryError::EmptyRange
+            | QueryError::Width(_) => ApiError::bad_request(error.to_string()),
             QueryError::Store(_)
             | QueryError::Blob(_)
             | QueryError::Image(_)

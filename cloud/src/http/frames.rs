@@ -19,6 +19,7 @@ use super::{AppState, HttpLimits};
 use crate::auth::Session;
 use crate::ingest::{FrameMeta, IngestOutcome, meta};
 use crate::metrics::{FrameOutcome, Transport};
+use crate::query::ImageOptions;
 use crate::store::StoredFrame;
 
 const SEQ_HEADER: &str = "x-frame-seq";
@@ -225,6 +226,10 @@ struct ImageParams {
     #[serde(default)]
     #[param(default = false)]
     boxes: bool,
+    /// Shrink to this many pixels wide, keeping the aspect ratio (a
+    /// thumbnail; never enlarged). From 1 to `max_thumbnail_width`.
+    #[param(minimum = 1, example = 320)]
+    width: Option<u32>,
 }
 
 /// Downloads a frame's JPEG.
@@ -236,8 +241,8 @@ struct ImageParams {
     security(("user_token" = [])),
     params(("id" = FrameId, Path, description = "The frame id."), ImageParams),
     responses(
-        (status = 200, description = "The JPEG as sent, or with `boxes=true` a copy with the detections drawn on it.", body = inline(Jpeg), content_type = "image/jpeg"),
-        (status = 400, description = "`bad_request`: the id is not a UUID, or a bad or unknown query parameter.", body = ErrorBody),
+        (status = 200, description = "The JPEG as sent, or with `boxes=true` a copy with the detections drawn on it, and with `width` shrunk to that width.", body = inline(Jpeg), content_type = "image/jpeg"),
+        (status = 400, description = "`bad_request`: the id is not a UUID, `width` is 0 or above `max_thumbnail_width`, or a bad or unknown query parameter.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "`not_found`: no such frame on the user's devices.", body = ErrorBody),
@@ -251,7 +256,14 @@ async fn image(
 ) -> Result<Response, ApiError> {
     let jpeg = state
         .sightings
-        .image(owner, parse_frame_id(&id)?, params.boxes)
+        .image(
+            owner,
+            parse_frame_id(&id)?,
+            ImageOptions {
+                boxes: params.boxes,
+                width: params.width,
+            },
+        )
         .await?;
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),

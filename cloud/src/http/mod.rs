@@ -8,11 +8,13 @@ pub mod error;
 mod extract;
 mod frames;
 mod health;
+mod live;
 mod openapi;
 mod retention;
 mod sightings;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +29,7 @@ use crate::auth::Accounts;
 use crate::devices::Devices;
 use crate::devices::control::DeviceControl;
 use crate::ingest::Ingest;
+use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::query::Sightings;
 use crate::retention::Retention;
@@ -43,6 +46,10 @@ pub struct HttpLimits {
     pub client_ip_header: Option<String>,
     /// Browser origins allowed by CORS; empty means CORS is off.
     pub cors_allowed_origins: Vec<String>,
+    /// Time a live WebSocket has to authenticate.
+    pub live_auth_timeout: Duration,
+    /// Keepalive pings of a live WebSocket, also when its session is re-checked.
+    pub live_ping_interval: Duration,
 }
 
 /// Everything a handler may reach: cheap to clone, one `Arc` per service.
@@ -53,6 +60,7 @@ pub struct AppState {
     pub control: Arc<DeviceControl>,
     pub ingest: Arc<Ingest>,
     pub sightings: Arc<Sightings>,
+    pub live: LiveHub,
     pub retention: Arc<Retention>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
@@ -91,6 +99,7 @@ fn api(limits: &HttpLimits) -> OpenApiRouter<AppState> {
         .merge(sightings::router())
         .merge(retention::router(limits))
         .merge(health::router())
+        .merge(live::router())
         .merge(openapi::router());
     openapi::root().nest(openapi::PREFIX, api)
 }

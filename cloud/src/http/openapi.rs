@@ -48,6 +48,7 @@ image answers 404, never 403, so ids cannot be probed.";
         (name = "devices", description = "The user's devices and their tokens. A device token can only send frames for its own device and can read nothing."),
         (name = "frames", description = "Sending frames (device token) and reading stored frames and images (user token)."),
         (name = "sightings", description = "Where and when objects were seen, on the caller's own devices only."),
+        (name = "live", description = "New frames of the caller's devices as they arrive, over a WebSocket."),
         (name = "service", description = "Health, and this description of the API."),
     ),
     components(schemas(ErrorBody)),
@@ -222,6 +223,8 @@ mod tests {
             retry_after_secs: 1,
             client_ip_header: None,
             cors_allowed_origins: Vec::new(),
+            live_auth_timeout: std::time::Duration::from_secs(1),
+            live_ping_interval: std::time::Duration::from_secs(1),
         };
         let (_, document) = crate::http::api(&limits).split_for_parts();
         serde_json::to_value(document).expect("serialises")

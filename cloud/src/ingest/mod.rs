@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
-use lastseen_shared::{DeviceId, FrameId};
+use lastseen_shared::{DeviceId, FrameId, UserId};
 
 pub use meta::{FrameMeta, MetaError};
 pub use unchanged::UnchangedImages;
@@ -64,11 +64,18 @@ impl IngestOutcome {
     }
 }
 
+/// Told of every frame stored for the first time (never of a resend), right
+/// after its rows are committed; e.g. the live feed. Must not block.
+pub trait FrameObserver: Send + Sync {
+    fn frame_stored(&self, owner: UserId, frame: &StoredFrame);
+}
+
 pub struct Ingest {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
     detector: Arc<DetectorPool>,
     unchanged: UnchangedImages,
+    observer: Option<Arc<dyn FrameObserver>>,
 }
 
 impl Ingest {
@@ -82,7 +89,14 @@ impl Ingest {
             blobs,
             detector,
             unchanged: UnchangedImages::OFF,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of each newly stored frame.
+    pub fn with_observer(mut self, observer: Arc<dyn FrameObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Lets frames of an unchanged scene share the previous image.
@@ -145,7 +159,11 @@ impl Ingest {
         match outcome {
             InsertOutcome::Inserted => {
                 tracing::debug!(frame = %frame.id, detections = frame.detections.len(), shares_image = frame.shares_image, "frame stored");
-                Ok(IngestOutcome::Stored(stored(frame, &device.name)))
+                let stored = stored(frame, &device.name);
+                if let Some(observer) = &self.observer {
+                    observer.frame_stored(device.owner, &stored);
+                }
+                Ok(IngestOutcome::Stored(stored))
             }
             // The same frame raced itself (a resend while the first was in
             // the detector); the first one won and the blob key is shared.

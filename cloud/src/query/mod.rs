@@ -32,6 +32,8 @@ pub enum QueryError {
     Limit(u32),
     #[error("since must be before until")]
     EmptyRange,
+    #[error("width must be from 1 to {0}")]
+    Width(u32),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -77,6 +79,16 @@ pub struct Sightings {
     default_page_size: u32,
     max_page_size: u32,
     max_image_pixels: u64,
+    max_thumbnail_width: u32,
+}
+
+/// How `Sightings::image` shows a frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImageOptions {
+    /// Draw the detections on it.
+    pub boxes: bool,
+    /// Shrink it to this many pixels wide (never enlarged).
+    pub width: Option<u32>,
 }
 
 impl Sightings {
@@ -85,6 +97,7 @@ impl Sightings {
         blobs: Arc<dyn BlobStore>,
         max_page_size: u32,
         max_image_pixels: u64,
+        max_thumbnail_width: u32,
     ) -> Self {
         Self {
             store,
@@ -92,6 +105,7 @@ impl Sightings {
             default_page_size: max_page_size.min(50),
             max_page_size,
             max_image_pixels,
+            max_thumbnail_width,
         }
     }
 
@@ -146,24 +160,36 @@ impl Sightings {
             .ok_or(QueryError::NotFound)
     }
 
-    /// The stored JPEG, or a copy with the detections drawn on it.
+    /// The stored JPEG, or a copy with the detections drawn on it and/or
+    /// shrunk to a thumbnail.
     pub async fn image(
         &self,
         owner: UserId,
         id: FrameId,
-        with_boxes: bool,
+        options: ImageOptions,
     ) -> Result<Bytes, QueryError> {
+        if let Some(width) = options.width
+            && (width == 0 || width > self.max_thumbnail_width)
+        {
+            return Err(QueryError::Width(self.max_thumbnail_width));
+        }
         let frame = self.frame(owner, id).await?;
         let jpeg = self
             .blobs
             .get(&BlobKey::from_stored(frame.frame.blob_key.clone()))
             .await?;
-        if !with_boxes {
+        let narrower = options.width.is_some_and(|w| w < frame.frame.width);
+        if !options.boxes && !narrower {
             return Ok(jpeg);
         }
         let max_pixels = self.max_image_pixels;
+        let boxes = if options.boxes {
+            frame.detections
+        } else {
+            Vec::new()
+        };
         let drawn = tokio::task::spawn_blocking(move || {
-            render::draw_detections(&jpeg, &frame.detections, max_pixels)
+            render::render(&jpeg, &boxes, options.width, max_pixels)
         })
         .await
         .map_err(|e| QueryError::Task(e.to_string()))??;

@@ -1,7 +1,10 @@
-//! Drawing detection boxes and labels onto a frame, for `?boxes=true`.
+//! Drawing detection boxes and labels onto a frame (`?boxes=true`), and
+//! shrinking it to a thumbnail (`?width=`).
 
 use std::io::Cursor;
 
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use font8x8::UnicodeFonts;
 use image::{Rgb, RgbImage};
 use lastseen_shared::Detection;
@@ -21,19 +24,54 @@ const PALETTE: [[u8; 3]; 6] = [
 ];
 const JPEG_QUALITY: u8 = 85;
 
-/// Decodes `jpeg`, draws each detection's box and `label score`, re-encodes.
-pub(super) fn draw_detections(
+/// Decodes `jpeg`, draws each of `boxes` with its `label score`, shrinks
+/// the result to `width` pixels wide (keeping the aspect ratio; never
+/// enlarging), and re-encodes it.
+pub(super) fn render(
     jpeg: &[u8],
-    detections: &[Detection],
+    boxes: &[Detection],
+    width: Option<u32>,
     max_pixels: u64,
 ) -> Result<Vec<u8>, ImageError> {
     let mut image = crate::detect::decode_jpeg(jpeg, max_pixels)?;
+    draw_detections(&mut image, boxes);
+    if let Some(width) = width.filter(|&w| w < image.width()) {
+        image = shrink(&image, width)?;
+    }
+    let mut out = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
+        .encode_image(&image)
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+/// `image` scaled to `width` pixels wide, the height in proportion (at least 1).
+fn shrink(image: &RgbImage, width: u32) -> Result<RgbImage, ImageError> {
+    let height = ((u64::from(image.height()) * u64::from(width)) / u64::from(image.width()))
+        .clamp(1, u64::from(image.height())) as u32;
+    let source = ImageRef::new(
+        image.width(),
+        image.height(),
+        image.as_raw(),
+        PixelType::U8x3,
+    )
+    .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let mut target = Image::new(width, height, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    Resizer::new()
+        .resize(&source, &mut target, &options)
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    RgbImage::from_raw(width, height, target.into_vec())
+        .ok_or_else(|| ImageError::Corrupt("the thumbnail has the wrong size".to_owned()))
+}
+
+fn draw_detections(image: &mut RgbImage, detections: &[Detection]) {
     for (index, detection) in detections.iter().enumerate() {
         let color = Rgb(PALETTE[index % PALETTE.len()]);
         let b = detection.bbox;
         let (x1, y1) = (b.x1.max(0.0) as u32, b.y1.max(0.0) as u32);
         let (x2, y2) = (b.x2.max(0.0) as u32, b.y2.max(0.0) as u32);
-        draw_rect(&mut image, x1, y1, x2, y2, color);
+        draw_rect(image, x1, y1, x2, y2, color);
         let caption = format!("{} {:.2}", detection.label, detection.score);
         let caption_height = GLYPH * TEXT_SCALE + 4;
         let text_y = if y1 >= caption_height {
@@ -43,20 +81,15 @@ pub(super) fn draw_detections(
         };
         let caption_width = caption.chars().count() as u32 * GLYPH * TEXT_SCALE + 4;
         fill_rect(
-            &mut image,
+            image,
             x1,
             text_y,
             x1 + caption_width,
             text_y + caption_height,
             color,
         );
-        draw_text(&mut image, x1 + 2, text_y + 2, &caption, Rgb([0, 0, 0]));
+        draw_text(image, x1 + 2, text_y + 2, &caption, Rgb([0, 0, 0]));
     }
-    let mut out = Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-        .encode_image(&image)
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    Ok(out.into_inner())
 }
 
 fn put(image: &mut RgbImage, x: u32, y: u32, color: Rgb<u8>) {
@@ -129,7 +162,7 @@ mod tests {
             score: 0.9,
             bbox: [50.0, 40.0, 150.0, 90.0].into(),
         };
-        let drawn = draw_detections(jpeg.get_ref(), &[detection], 1 << 20).unwrap();
+        let drawn = render(jpeg.get_ref(), &[detection], None, 1 << 20).unwrap();
         let image = image::load_from_memory(&drawn).unwrap().into_rgb8();
         assert_eq!(image.dimensions(), (200, 100));
         let edge = image.get_pixel(100, 89);
@@ -153,6 +186,53 @@ mod tests {
             score: 1.0,
             bbox: [-50.0, 15.0, 5000.0, 9000.0].into(),
         };
-        assert!(draw_detections(jpeg.get_ref(), &[detection], 1 << 20).is_ok());
+        assert!(render(jpeg.get_ref(), &[detection], None, 1 << 20).is_ok());
+    }
+
+    fn jpeg_of(image: &RgbImage) -> Vec<u8> {
+        let mut jpeg = Cursor::new(Vec::new());
+        image.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+        jpeg.into_inner()
+    }
+
+    #[test]
+    fn a_thumbnail_keeps_the_aspect_ratio_and_the_picture() {
+        // Left half red, right half blue.
+        let source = RgbImage::from_fn(400, 200, |x, _| {
+            if x < 200 {
+                Rgb([255, 0, 0])
+            } else {
+                Rgb([0, 0, 255])
+            }
+        });
+        let thumb = render(&jpeg_of(&source), &[], Some(100), 1 << 20).unwrap();
+        let image = image::load_from_memory(&thumb).unwrap().into_rgb8();
+        assert_eq!(image.dimensions(), (100, 50));
+        assert!(
+            image.get_pixel(10, 25)[0] > 200,
+            "{:?}",
+            image.get_pixel(10, 25)
+        );
+        assert!(
+            image.get_pixel(90, 25)[2] > 200,
+            "{:?}",
+            image.get_pixel(90, 25)
+        );
+    }
+
+    #[test]
+    fn a_thumbnail_is_never_enlarged() {
+        let source = RgbImage::from_pixel(40, 30, Rgb([9, 9, 9]));
+        let thumb = render(&jpeg_of(&source), &[], Some(400), 1 << 20).unwrap();
+        let image = image::load_from_memory(&thumb).unwrap().into_rgb8();
+        assert_eq!(image.dimensions(), (40, 30));
+    }
+
+    #[test]
+    fn a_very_flat_image_keeps_at_least_one_row() {
+        let source = RgbImage::from_pixel(1000, 2, Rgb([9, 9, 9]));
+        let thumb = render(&jpeg_of(&source), &[], Some(16), 1 << 20).unwrap();
+        let image = image::load_from_memory(&thumb).unwrap().into_rgb8();
+        assert_eq!(image.dimensions(), (16, 1));
     }
 }

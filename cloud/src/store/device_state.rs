@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lastseen_shared::{DeviceId, DeviceStatus, GateSettings, UserId};
+use lastseen_shared::{DeviceId, DeviceStatus, FrameId, GateSettings, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -46,6 +46,9 @@ pub trait DeviceStateStore: Send + Sync {
         &self,
         owner: UserId,
     ) -> StoreResult<Vec<(DeviceId, ReportedStatus)>>;
+    /// The newest frame (highest `seq`) of each of the owner's devices that
+    /// has any; one index seek per device.
+    async fn last_frames_of(&self, owner: UserId) -> StoreResult<Vec<(DeviceId, FrameId)>>;
 }
 
 pub(super) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {

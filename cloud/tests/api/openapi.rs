@@ -13,7 +13,7 @@ use crate::helpers::{PASSWORD, TestApp, fixture_jpeg, spawn_app};
 /// Every route the server has: README's "HTTP API" table, plus the two that
 /// serve this description. A route added without documenting it, or
 /// documented without existing, breaks the equality below.
-const ROUTES: [(&str, &str); 28] = [
+const ROUTES: [(&str, &str); 29] = [
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/logout"),
@@ -39,6 +39,7 @@ const ROUTES: [(&str, &str); 28] = [
     ("GET", "/api/v1/detections"),
     ("GET", "/api/v1/frames/{id}"),
     ("GET", "/api/v1/frames/{id}/image"),
+    ("GET", "/api/v1/live"),
     ("GET", "/api/v1/health"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/docs"),
@@ -576,6 +577,23 @@ async fn every_documented_operation_is_served_and_answers_as_documented() {
         user,
         Body::Empty,
         ok,
+    )
+    .await;
+    api.call(
+        image,
+        &format!("{frame_path}/image?boxes=true&width=160"),
+        user,
+        Body::Empty,
+        ok,
+    )
+    .await;
+    // The WebSocket itself is exercised in live.rs; a plain GET is told to upgrade.
+    api.call(
+        ("GET", "/api/v1/live"),
+        "/api/v1/live",
+        None,
+        Body::Empty,
+        StatusCode::UPGRADE_REQUIRED,
     )
     .await;
 

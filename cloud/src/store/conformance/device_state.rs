@@ -15,6 +15,7 @@ macro_rules! device_state_conformance_tests {
             device_state::statuses_are_kept_per_device_and_listed_per_owner,
             device_state::state_goes_with_its_device,
             device_state::state_of_an_unknown_device_is_refused,
+            device_state::the_last_frame_of_each_device_is_listed_per_owner,
         );
     };
 }
@@ -129,4 +130,34 @@ pub(crate) async fn state_of_an_unknown_device_is_refused(store: &dyn Store) {
         received_at: at(1),
     };
     assert!(store.record_device_status(missing, &status).await.is_err());
+}
+
+pub(crate) async fn the_last_frame_of_each_device_is_listed_per_owner(store: &dyn Store) {
+    let alice = user(store).await;
+    let kitchen = device_at(store, &alice, "kitchen", 0).await;
+    let hall = device_at(store, &alice, "hall", 1).await;
+    let _silent = device_at(store, &alice, "silent", 2).await;
+    let bob = user(store).await;
+    let attic = device(store, &bob).await;
+    assert!(store.last_frames_of(alice.id).await.unwrap().is_empty());
+
+    // Sent out of order: the highest seq is the last frame, not the last insert.
+    let newest = frame(&kitchen, 7, 70, vec![]);
+    insert(store, &newest).await;
+    insert(store, &frame(&kitchen, 3, 30, vec![])).await;
+    let hall_only = frame(&hall, 1, 10, vec![det("cup", 0.9, [1.0, 2.0, 3.0, 4.0])]);
+    insert(store, &hall_only).await;
+    let bobs = frame(&attic, 1, 10, vec![]);
+    insert(store, &bobs).await;
+
+    let mut alices = store.last_frames_of(alice.id).await.unwrap();
+    alices.sort_by_key(|(device, _)| *device == hall.id);
+    assert_eq!(
+        alices,
+        vec![(kitchen.id, newest.id), (hall.id, hall_only.id)]
+    );
+    assert_eq!(
+        store.last_frames_of(bob.id).await.unwrap(),
+        vec![(attic.id, bobs.id)]
+    );
 }

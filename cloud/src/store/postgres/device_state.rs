@@ -2,7 +2,7 @@
 //! or per owner.
 
 use async_trait::async_trait;
-use lastseen_shared::{DeviceId, GateSettings, UserId};
+use lastseen_shared::{DeviceId, FrameId, GateSettings, UserId};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -22,6 +22,13 @@ const RECORD_STATUS: &str = "INSERT INTO device_state (device_id, status, status
 const STATUSES_OF: &str = "SELECT s.device_id, s.status, s.status_received_at \
      FROM device_state s JOIN devices d ON d.id = s.device_id \
      WHERE d.owner_id = $1 AND s.status IS NOT NULL";
+
+/// Each device with its highest-`seq` frame, through the `(device_id, seq)`
+/// unique index; devices without frames drop out of the join.
+const LAST_FRAMES_OF: &str = "SELECT d.id AS device_id, f.id AS frame_id \
+     FROM devices d JOIN frames f ON f.id = \
+     (SELECT l.id FROM frames l WHERE l.device_id = d.id ORDER BY l.seq DESC LIMIT 1) \
+     WHERE d.owner_id = $1";
 
 fn status_of(row: &PgRow) -> StoreResult<Option<ReportedStatus>> {
     let status: Option<String> = row.try_get("status").map_err(|e| read_error("status", e))?;
@@ -98,5 +105,21 @@ impl DeviceStateStore for PgStore {
             }
         }
         Ok(statuses)
+    }
+
+    async fn last_frames_of(&self, owner: UserId) -> StoreResult<Vec<(DeviceId, FrameId)>> {
+        let rows = sqlx::query(LAST_FRAMES_OF)
+            .bind(owner.as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    DeviceId::from_uuid(row.uuid("device_id")?),
+                    FrameId::from_uuid(row.uuid("frame_id")?),
+                ))
+            })
+            .collect()
     }
 }

@@ -4,6 +4,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use tempfile::TempDir;
 
 use super::SqliteStore;
+use super::device_state::LAST_FRAMES_OF;
 use super::reads::{LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, push_detection_listing};
 use crate::store::conformance::device_state::device_state_conformance_tests;
 use crate::store::conformance::store_conformance_tests;
@@ -192,4 +193,15 @@ async fn rows_that_do_not_fit_are_corrupt_errors_not_panics() {
     assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
     let error = store.user_by_id(user.id).await.unwrap_err();
     assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn last_frames_seek_the_device_seq_index_without_sorting() {
+    let (store, _dir) = fresh().await;
+    let mut sql = QueryBuilder::new("EXPLAIN QUERY PLAN ");
+    sql.push(LAST_FRAMES_OF.replace('?', "'owner'"));
+    let plan = plan_of(&store, sql).await;
+    assert!(plan.contains("devices_by_owner"), "{plan}");
+    assert!(plan.contains("sqlite_autoindex_frames"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }

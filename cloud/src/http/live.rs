@@ -1,0 +1,216 @@
+//! `GET /live`: a WebSocket carrying each new frame of the caller's devices.
+//!
+//! Browsers cannot set `Authorization` on a WebSocket, so the first message
+//! from the client authenticates: `{"type":"auth","token":"<user token>"}`,
+//! within `live_auth_timeout_secs`. The server then sends
+//! `{"type":"ready"}`, one `{"type":"frame",...}` per new frame, and
+//! `{"type":"missed","count":n}` when the client fell behind. A refused or
+//! ended session gets `{"type":"error","code","message"}` and close code
+//! [`CLOSE_UNAUTHORIZED`]. Pings go out every `live_ping_interval_secs`, and
+//! the session is checked again each time, so logging out closes the socket.
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use crate::live::{LiveEvent, LiveFrame};
+
+/// Close code for a missing, invalid, expired or logged-out token (private range).
+pub(crate) const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code for a first message that is not an `auth` message.
+pub(crate) const CLOSE_BAD_REQUEST: u16 = 4400;
+/// The client only ever sends its `auth` message: a token is a few hundred bytes.
+const MAX_CLIENT_MESSAGE_BYTES: usize = 16 * 1024;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(live))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    Auth { token: String },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMessage<'a> {
+    Ready,
+    Frame(&'a LiveFrame),
+    Missed {
+        count: u64,
+    },
+    Error {
+        code: &'static str,
+        message: &'a str,
+    },
+}
+
+/// Streams new frames of the caller's devices (WebSocket).
+///
+/// Connect with a WebSocket handshake, then send
+/// `{"type":"auth","token":"<user token>"}` as the first message. The server
+/// answers `{"type":"ready"}`, then sends
+/// `{"type":"frame","frame_id","device_id","device_name","captured_at","detections"}`
+/// for every frame stored from then on (resends are not repeated), and
+/// `{"type":"missed","count"}` when the client was too slow and frames were
+/// skipped. A bad, expired or logged-out token gets
+/// `{"type":"error","code":"unauthorized","message"}` and close code 4401;
+/// a first message that is not `auth` gets close code 4400.
+#[utoipa::path(
+    get,
+    path = "/live",
+    tag = "live",
+    operation_id = "live",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; the messages are described above."),
+        (status = 426, description = "`upgrade_required`: the request was not a WebSocket handshake.", body = ErrorBody),
+    )
+)]
+async fn live(
+    State(state): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("GET /live is a WebSocket: connect with a WebSocket handshake ({rejection})"),
+        )
+    })?;
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| session(state, socket)))
+}
+
+async fn session(state: AppState, mut socket: WebSocket) {
+    let first = tokio::time::timeout(state.limits.live_auth_timeout, first_text(&mut socket)).await;
+    let token = match first {
+        Ok(Some(text)) => match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Auth { token }) => token,
+            Err(_) => {
+                let message = r#"the first message must be {"type":"auth","token":"..."}"#;
+                refuse(socket, CLOSE_BAD_REQUEST, "bad_request", message).await;
+                return;
+            }
+        },
+        Ok(None) => return,
+        Err(_) => {
+            let message = "no auth message in time";
+            refuse(socket, CLOSE_UNAUTHORIZED, "unauthorized", message).await;
+            return;
+        }
+    };
+    let user = match state.accounts.authenticate_user(&token).await {
+        Ok(session) => session.user,
+        Err(_) => {
+            let message = "missing, invalid or expired token";
+            refuse(socket, CLOSE_UNAUTHORIZED, "unauthorized", message).await;
+            return;
+        }
+    };
+    let mut subscription = state.live.subscribe(user);
+    if send(&mut socket, &ServerMessage::Ready).await.is_err() {
+        return;
+    }
+    let period = state.limits.live_ping_interval;
+    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            event = subscription.next() => {
+                let sent = match event {
+                    LiveEvent::Frame(frame) => send(&mut socket, &ServerMessage::Frame(&frame)).await,
+                    LiveEvent::Missed(count) => send(&mut socket, &ServerMessage::Missed { count }).await,
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Pongs and anything else the client says are ignored; axum answers pings.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            _ = keepalive.tick() => {
+                if state.accounts.authenticate_user(&token).await.is_err() {
+                    let message = "the session has ended; sign in again";
+                    refuse(socket, CLOSE_UNAUTHORIZED, "unauthorized", message).await;
+                    return;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The first text message, skipping control frames; `None` when the client left.
+async fn first_text(socket: &mut WebSocket) -> Option<Utf8Bytes> {
+    loop {
+        match socket.recv().await? {
+            Ok(Message::Text(text)) => return Some(text),
+            Ok(Message::Binary(_)) => return Some(Utf8Bytes::default()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(message).map_err(axum::Error::new)?;
+    socket.send(Message::Text(text.into())).await
+}
+
+/// Tells the client why, then closes with `code`.
+async fn refuse(mut socket: WebSocket, code: u16, error: &'static str, message: &str) {
+    let _ = send(
+        &mut socket,
+        &ServerMessage::Error {
+            code: error,
+            message,
+        },
+    )
+    .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(error),
+        })))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_auth_message_with_a_token_is_accepted() {
+        let auth = serde_json::from_str::<ClientMessage>(r#"{"type":"auth","token":"abc"}"#);
+        assert!(matches!(auth, Ok(ClientMessage::Auth { token }) if token == "abc"));
+        for bad in [
+            r#"{"type":"auth"}"#,
+            r#"{"type":"subscribe","token":"abc"}"#,
+            r#"{"token":"abc"}"#,
+            "abc",
+            "",
+        ] {
+            assert!(serde_json::from_str::<ClientMessage>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_messages_carry_their_type() {
+        let missed = serde_json::to_value(ServerMessage::Missed { count: 3 }).expect("json");
+        assert_eq!(missed, serde_json::json!({"type": "missed", "count": 3}));
+        let ready = serde_json::to_value(ServerMessage::Ready).expect("json");
+        assert_eq!(ready, serde_json::json!({"type": "ready"}));
+    }
+}

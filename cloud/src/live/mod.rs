@@ -1,0 +1,252 @@
+//! Live sightings: each newly stored frame, fanned out to its owner's open
+//! browser sessions (`GET /api/v1/live`, `http/live.rs`).
+//!
+//! One bounded `broadcast` channel per user with at least one subscriber.
+//! A subscriber that falls more than `capacity` events behind misses the
+//! oldest ones (counted in [`LiveHub::missed`]) instead of growing memory.
+//! Ingest feeds the hub through [`FrameObserver`] and knows nothing of it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use lastseen_shared::{Detection, DeviceId, FrameId, UserId};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::ingest::FrameObserver;
+use crate::store::StoredFrame;
+
+/// What the page shows for a new frame.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiveFrame {
+    pub frame_id: FrameId,
+    pub device_id: DeviceId,
+    pub device_name: String,
+    pub captured_at: DateTime<Utc>,
+    /// In score order, highest first.
+    pub detections: Vec<Detection>,
+}
+
+impl From<&StoredFrame> for LiveFrame {
+    fn from(stored: &StoredFrame) -> Self {
+        Self {
+            frame_id: stored.frame.id,
+            device_id: stored.frame.device,
+            device_name: stored.frame.device_name.clone(),
+            captured_at: stored.frame.captured_at,
+            detections: stored.detections.clone(),
+        }
+    }
+}
+
+/// What a subscriber receives next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LiveEvent {
+    Frame(Arc<LiveFrame>),
+    /// The subscriber was too slow and this many frames were skipped.
+    Missed(u64),
+}
+
+type Channels = HashMap<UserId, broadcast::Sender<Arc<LiveFrame>>>;
+
+struct Shared {
+    capacity: usize,
+    channels: Mutex<Channels>,
+    missed: AtomicU64,
+}
+
+impl Shared {
+    // A panic while holding the map leaves it consistent (every operation is
+    // a single insert/remove), so a poisoned lock is still usable.
+    fn channels(&self) -> std::sync::MutexGuard<'_, Channels> {
+        self.channels.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The per-user fan-out. Cheap to clone.
+#[derive(Clone)]
+pub struct LiveHub {
+    shared: Arc<Shared>,
+}
+
+impl LiveHub {
+    /// `capacity`: events buffered per user for its slowest subscriber (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                capacity: capacity.max(1),
+                channels: Mutex::new(HashMap::new()),
+                missed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Events for `user` from now on, until the subscription is dropped.
+    pub fn subscribe(&self, user: UserId) -> Subscription {
+        let mut channels = self.shared.channels();
+        let receiver = channels
+            .entry(user)
+            .or_insert_with(|| broadcast::channel(self.shared.capacity).0)
+            .subscribe();
+        Subscription {
+            user,
+            receiver,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Sends `frame` to `owner`'s subscribers; nothing happens without any.
+    pub fn publish(&self, owner: UserId, frame: LiveFrame) {
+        let channels = self.shared.channels();
+        if let Some(sender) = channels.get(&owner) {
+            // Err only when no receiver is left, and the last one leaving
+            // removes the channel itself.
+            let _ = sender.send(Arc::new(frame));
+        }
+    }
+
+    /// Frames skipped by slow subscribers since start.
+    pub fn missed(&self) -> u64 {
+        self.shared.missed.load(Ordering::Relaxed)
+    }
+
+    /// Users with at least one subscriber.
+    pub fn users(&self) -> usize {
+        self.shared.channels().len()
+    }
+}
+
+impl FrameObserver for LiveHub {
+    fn frame_stored(&self, owner: UserId, frame: &StoredFrame) {
+        self.publish(owner, LiveFrame::from(frame));
+    }
+}
+
+/// One browser session's view of the hub.
+pub struct Subscription {
+    user: UserId,
+    receiver: broadcast::Receiver<Arc<LiveFrame>>,
+    shared: Arc<Shared>,
+}
+
+impl Subscription {
+    /// The next event. Pending until there is one.
+    pub async fn next(&mut self) -> LiveEvent {
+        match self.receiver.recv().await {
+            Ok(frame) => LiveEvent::Frame(frame),
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                self.shared.missed.fetch_add(skipped, Ordering::Relaxed);
+                LiveEvent::Missed(skipped)
+            }
+            // The sender lives in the map while this receiver exists.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut channels = self.shared.channels();
+        // This receiver still counts until the end of `drop`.
+        if channels
+            .get(&self.user)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            channels.remove(&self.user);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lastseen_shared::Label;
+
+    fn frame(device_name: &str) -> LiveFrame {
+        LiveFrame {
+            frame_id: FrameId::new(),
+            device_id: DeviceId::new(),
+            device_name: device_name.to_owned(),
+            captured_at: Utc::now(),
+            detections: vec![Detection {
+                label: Label::parse("cup").expect("label"),
+                score: 0.9,
+                bbox: [1.0, 2.0, 3.0, 4.0].into(),
+            }],
+        }
+    }
+
+    fn name_of(event: LiveEvent) -> String {
+        match event {
+            LiveEvent::Frame(frame) => frame.device_name.clone(),
+            LiveEvent::Missed(n) => format!("missed {n}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_reaches_every_subscriber_of_its_owner_only() {
+        let hub = LiveHub::new(8);
+        let (alice, bob) = (UserId::new(), UserId::new());
+        let mut alice_phone = hub.subscribe(alice);
+        let mut alice_laptop = hub.subscribe(alice);
+        let mut bob_phone = hub.subscribe(bob);
+        hub.publish(alice, frame("kitchen"));
+        hub.publish(bob, frame("garage"));
+        assert_eq!(name_of(alice_phone.next().await), "kitchen");
+        assert_eq!(name_of(alice_laptop.next().await), "kitchen");
+        assert_eq!(name_of(bob_phone.next().await), "garage");
+        // Nothing else is queued for Alice.
+        let more = tokio::time::timeout(std::time::Duration::from_millis(20), alice_phone.next());
+        assert!(more.await.is_err(), "alice got bob's frame");
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_misses_the_oldest_frames_and_is_told_how_many() {
+        let hub = LiveHub::new(2);
+        let user = UserId::new();
+        let mut slow = hub.subscribe(user);
+        for name in ["1", "2", "3", "4", "5"] {
+            hub.publish(user, frame(name));
+        }
+        assert_eq!(name_of(slow.next().await), "missed 3");
+        assert_eq!(name_of(slow.next().await), "4");
+        assert_eq!(name_of(slow.next().await), "5");
+        assert_eq!(hub.missed(), 3);
+    }
+
+    #[test]
+    fn publishing_without_subscribers_keeps_nothing() {
+        let hub = LiveHub::new(4);
+        hub.publish(UserId::new(), frame("nobody"));
+        assert_eq!(hub.users(), 0);
+    }
+
+    #[test]
+    fn the_last_subscription_dropped_removes_the_users_channel() {
+        let hub = LiveHub::new(4);
+        let user = UserId::new();
+        let first = hub.subscribe(user);
+        let second = hub.subscribe(user);
+        drop(first);
+        assert_eq!(hub.users(), 1);
+        drop(second);
+        assert_eq!(hub.users(), 0);
+    }
+
+    #[test]
+    fn the_frame_is_serialised_with_the_fields_the_page_reads() {
+        let value = serde_json::to_value(frame("hall")).expect("serialises");
+        for field in [
+            "frame_id",
+            "device_id",
+            "device_name",
+            "captured_at",
+            "detections",
+        ] {
+            assert!(value.get(field).is_some(), "{field} missing in {value}");
+        }
+        assert_eq!(value["detections"][0]["label"], "cup");
+    }
+}

@@ -1,0 +1,67 @@
+//! `GET /frames/{id}/image?width=`: thumbnails, bounded by `max_thumbnail_width`.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{error_code, fixture_jpeg, spawn_app_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbnail_is_the_frame_shrunk_to_the_width_asked() {
+    let app = spawn_app_with(|config| config.max_thumbnail_width = 400).await;
+    let user = app.user("thumbs").await;
+    let (_, camera) = app.device(&user, "Kitchen").await;
+    let stored = app
+        .post_frame(
+            &camera,
+            1,
+            "2026-11-23T10:00:00Z",
+            fixture_jpeg("coffee.png"),
+        )
+        .await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    let frame: serde_json::Value = stored.json().await.expect("JSON");
+    let image = format!(
+        "/api/v1/frames/{}/image",
+        frame["frame_id"].as_str().expect("id")
+    );
+
+    let original = app.get(&user, &image).await.bytes().await.expect("bytes");
+    let original = image::load_from_memory(&original).expect("JPEG");
+    let (width, height) = (original.width(), original.height());
+    assert!(width > 160, "the fixture is {width} wide");
+
+    for query in ["?width=160", "?width=160&boxes=true"] {
+        let response = app.get(&user, &format!("{image}{query}")).await;
+        assert_eq!(response.status(), StatusCode::OK, "{query}");
+        assert_eq!(response.headers()["content-type"], "image/jpeg");
+        assert!(
+            response.headers()["cache-control"]
+                .to_str()
+                .expect("ASCII")
+                .contains("max-age"),
+            "{query}"
+        );
+        let thumb = image::load_from_memory(&response.bytes().await.expect("bytes"))
+            .expect("a JPEG thumbnail");
+        assert_eq!(thumb.width(), 160, "{query}");
+        let expected_height = height * 160 / width;
+        assert!(
+            thumb.height().abs_diff(expected_height) <= 1,
+            "{query}: {}",
+            thumb.height()
+        );
+    }
+
+    // The widest allowed is served too (never wider than the frame itself).
+    let wide = app.get(&user, &format!("{image}?width=400")).await;
+    let wide = image::load_from_memory(&wide.bytes().await.expect("bytes")).expect("JPEG");
+    assert_eq!(wide.width(), width.min(400));
+
+    for bad in ["0", "401", "-1", "wide"] {
+        let response = app.get(&user, &format!("{image}?width={bad}")).await;
+        assert_eq!(
+            error_code(response, StatusCode::BAD_REQUEST).await,
+            "bad_request",
+            "width={bad}"
+        );
+    }
+}

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::Shutdown;
 use crate::config::{CloudConfig, ConfigError, Secret, read_token};
 use crate::counters::Counters;
+use crate::delivery::DeliveryReports;
 use crate::spool::SharedSpool;
 
 /// What every transport needs.
@@ -30,6 +31,7 @@ pub struct Context {
     pub spool: Arc<SharedSpool>,
     pub counters: Arc<Counters>,
     pub settings: watch::Sender<GateSettings>,
+    pub deliveries: DeliveryReports,
 }
 
 impl Context {

@@ -53,11 +53,13 @@ impl Context {
                 false
             } else {
                 *current = settings;
+                // Counted before the watchers wake, so whoever sees the new
+                // settings also sees them counted.
+                Counters::inc(&self.counters.settings_applied);
                 true
             }
         });
         if changed {
-            Counters::inc(&self.counters.settings_applied);
             tracing::info!(from, "applied gate settings from the cloud");
         }
     }

@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod config;
 pub mod counters;
+pub mod delivery;
 pub mod encode;
 pub mod frame;
 pub mod gate;
@@ -34,6 +35,7 @@ use tokio::sync::{mpsc, watch};
 
 use config::{Config, TransportKind};
 use counters::Counters;
+use delivery::{Delivery, DeliveryReports};
 use source::FrameSource;
 use spool::{SharedSpool, Spool, SpoolGauge};
 use transport::{Context, Token};
@@ -97,6 +99,7 @@ pub struct Agent {
     source: Box<dyn FrameSource>,
     gates: gate::Gates,
     metrics: Option<TcpListener>,
+    deliveries: DeliveryReports,
 }
 
 impl Agent {
@@ -150,7 +153,15 @@ impl Agent {
             source,
             gates,
             metrics,
+            deliveries: DeliveryReports::default(),
         })
+    }
+
+    /// Sends a [`Delivery`] for every frame that leaves the spool because
+    /// the cloud stored or refused it (see [`delivery`]).
+    pub fn report_deliveries(mut self, sender: mpsc::UnboundedSender<Delivery>) -> Self {
+        self.deliveries = DeliveryReports::to(sender);
+        self
     }
 
     /// The running totals, readable while the agent runs.
@@ -195,6 +206,7 @@ impl Agent {
             spool: self.spool.clone(),
             counters: self.counters.clone(),
             settings: self.settings.clone(),
+            deliveries: self.deliveries.clone(),
         };
         let mut tasks = tokio::task::JoinSet::new();
         match self.config.cloud.transport {

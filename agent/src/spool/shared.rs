@@ -64,14 +64,16 @@ impl SharedSpool {
             .map_err(|_| SpoolError::Stopped)?
     }
 
-    /// Removes confirmed frames; returns how many were still there.
-    pub async fn remove(self: &Arc<Self>, seqs: Vec<u64>) -> Result<u64, SpoolError> {
+    /// Removes confirmed frames; returns those of `seqs` that were still there.
+    pub async fn remove(self: &Arc<Self>, seqs: Vec<u64>) -> Result<Vec<u64>, SpoolError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut spool = this.lock();
-            let mut removed = 0;
+            let mut removed = Vec::with_capacity(seqs.len());
             for seq in seqs {
-                removed += u64::from(spool.remove(seq)?);
+                if spool.remove(seq)? {
+                    removed.push(seq);
+                }
             }
             Ok(removed)
         })

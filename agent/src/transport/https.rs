@@ -19,6 +19,7 @@ use super::Context;
 use crate::Shutdown;
 use crate::config::CloudConfig;
 use crate::counters::Counters;
+use crate::delivery::DeliveryOutcome;
 use crate::spool::SpooledFrame;
 
 #[derive(Debug, thiserror::Error)]
@@ -125,14 +126,22 @@ impl Https {
             let reply = self.post(&frame).await;
             let delay = match reply {
                 Reply::Stored | Reply::Refused { .. } => {
-                    if let Reply::Refused { status, code } = &reply {
+                    let outcome = if let Reply::Refused { status, code } = reply {
                         Counters::inc(&ctx.counters.rejected);
                         tracing::warn!(seq, status, code, "the cloud refused a frame for good");
+                        DeliveryOutcome::Rejected { code }
                     } else {
                         Counters::inc(&ctx.counters.acked);
-                    }
-                    if let Err(error) = ctx.spool.remove(vec![seq]).await {
-                        tracing::error!(%error, seq, "cannot remove a confirmed frame");
+                        DeliveryOutcome::Acked
+                    };
+                    match ctx.spool.remove(vec![seq]).await {
+                        Ok(removed) if !removed.is_empty() => {
+                            ctx.deliveries.report(seq, frame.captured_at, outcome);
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::error!(%error, seq, "cannot remove a confirmed frame");
+                        }
                     }
                     backoff.reset();
                     continue;

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::Shutdown;
 use crate::config::{CloudConfig, ConfigError, Secret, read_token};
 use crate::counters::Counters;
+use crate::delivery::DeliveryReports;
 use crate::spool::SharedSpool;
 
 /// What every transport needs.
@@ -30,6 +31,7 @@ pub struct Context {
     pub spool: Arc<SharedSpool>,
     pub counters: Arc<Counters>,
     pub settings: watch::Sender<GateSettings>,
+    pub deliveries: DeliveryReports,
 }
 
 impl Context {
@@ -51,11 +53,13 @@ impl Context {
                 false
             } else {
                 *current = settings;
+                // Counted before the watchers wake, so whoever sees the new
+                // settings also sees them counted.
+                Counters::inc(&self.counters.settings_applied);
                 true
             }
         });
         if changed {
-            Counters::inc(&self.counters.settings_applied);
             tracing::info!(from, "applied gate settings from the cloud");
         }
     }

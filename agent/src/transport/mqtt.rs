@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lastseen_shared::envelope::{self, EnvelopeHeader};
 use lastseen_shared::{Ack, DeviceStatus, GateSettings, Topics};
 use rand::SeedableRng;
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 use super::Context;
 use crate::Shutdown;
 use crate::counters::Counters;
+use crate::delivery::DeliveryOutcome;
 
 /// Largest message the agent accepts (acks and settings are small JSON).
 const MAX_INCOMING_PACKET: usize = 1024 * 1024;
@@ -132,6 +134,12 @@ impl InFlight {
     }
 }
 
+/// When each published, unconfirmed frame was captured, for its delivery
+/// report. Unlike [`InFlight`] it survives ack timeouts and reconnects, so a
+/// late ack is still reported; kept only while someone listens for reports.
+#[derive(Debug, Default)]
+struct Unconfirmed(BTreeMap<u64, DateTime<Utc>>);
+
 enum Incoming {
     Connected,
     Disconnected(String),
@@ -209,10 +217,12 @@ impl Mqtt {
         let status_every = Duration::from_secs(self.ctx.cloud.status_interval_secs);
         let mut next_status = Instant::now();
         let mut connected = false;
+        let mut unconfirmed = Unconfirmed::default();
         let mut tick = tokio::time::interval(TICK);
         loop {
             if connected {
-                self.publish_frames(&client, &mut in_flight).await;
+                self.publish_frames(&client, &mut in_flight, &mut unconfirmed)
+                    .await;
                 if Instant::now() >= next_status {
                     self.publish_status(&client).await;
                     next_status = Instant::now() + status_every;
@@ -241,7 +251,7 @@ impl Mqtt {
                     }
                     Some(Incoming::Message { topic, payload }) => {
                         if topic == ack_topic {
-                            self.on_ack(&payload, &mut in_flight).await;
+                            self.on_ack(&payload, &mut in_flight, &mut unconfirmed).await;
                         } else if topic == config_topic {
                             self.on_config(&payload);
                         }
@@ -253,6 +263,10 @@ impl Mqtt {
                     let expired = in_flight.expire(Instant::now());
                     if expired > 0 {
                         tracing::debug!(expired, "no ack in time: publishing again");
+                    }
+                    // Frames pushed out of a full spool are never acked: forget them.
+                    if unconfirmed.0.len() > 2 * self.ctx.cloud.max_in_flight {
+                        unconfirmed.0.retain(|seq, _| self.ctx.spool.contains(*seq));
                     }
                 }
             }
@@ -270,7 +284,12 @@ impl Mqtt {
         }
     }
 
-    async fn publish_frames(&self, client: &AsyncClient, in_flight: &mut InFlight) {
+    async fn publish_frames(
+        &self,
+        client: &AsyncClient,
+        in_flight: &mut InFlight,
+        unconfirmed: &mut Unconfirmed,
+    ) {
         let room = in_flight.room();
         if room == 0 {
             return;
@@ -320,10 +339,18 @@ impl Mqtt {
             Counters::inc(&self.ctx.counters.sent);
             Counters::add(&self.ctx.counters.bytes_sent, frame.jpeg.len() as u64);
             in_flight.sent(seq, Instant::now());
+            if self.ctx.deliveries.is_on() {
+                unconfirmed.0.insert(seq, frame.captured_at);
+            }
         }
     }
 
-    async fn on_ack(&self, payload: &[u8], in_flight: &mut InFlight) {
+    async fn on_ack(
+        &self,
+        payload: &[u8],
+        in_flight: &mut InFlight,
+        unconfirmed: &mut Unconfirmed,
+    ) {
         let ack: Ack = match serde_json::from_slice(payload) {
             Ok(ack) => ack,
             Err(error) => {
@@ -344,13 +371,44 @@ impl Mqtt {
         for seq in acked.iter().chain(&refused) {
             in_flight.settle(*seq);
         }
-        match self.ctx.spool.remove(acked).await {
-            Ok(removed) => Counters::add(&self.ctx.counters.acked, removed),
+        match self.ctx.spool.remove(acked.clone()).await {
+            Ok(removed) => {
+                Counters::add(&self.ctx.counters.acked, removed.len() as u64);
+                self.report(unconfirmed, &removed, |_| DeliveryOutcome::Acked);
+            }
             Err(error) => tracing::error!(%error, "cannot remove acked frames"),
         }
-        match self.ctx.spool.remove(refused).await {
-            Ok(removed) => Counters::add(&self.ctx.counters.rejected, removed),
+        match self.ctx.spool.remove(refused.clone()).await {
+            Ok(removed) => {
+                Counters::add(&self.ctx.counters.rejected, removed.len() as u64);
+                self.report(unconfirmed, &removed, |seq| DeliveryOutcome::Rejected {
+                    code: ack
+                        .rejected
+                        .iter()
+                        .find(|r| r.seq == seq)
+                        .map(|r| r.code.clone())
+                        .unwrap_or_default(),
+                });
+            }
             Err(error) => tracing::error!(%error, "cannot remove refused frames"),
+        }
+        // Answers for frames confirmed before (resends) need no report.
+        for seq in acked.iter().chain(&refused) {
+            unconfirmed.0.remove(seq);
+        }
+    }
+
+    /// Reports the frames that just left the spool.
+    fn report(
+        &self,
+        unconfirmed: &mut Unconfirmed,
+        removed: &[u64],
+        outcome: impl Fn(u64) -> DeliveryOutcome,
+    ) {
+        for &seq in removed {
+            if let Some(captured_at) = unconfirmed.0.remove(&seq) {
+                self.ctx.deliveries.report(seq, captured_at, outcome(seq));
+            }
         }
     }
 

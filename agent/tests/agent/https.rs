@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lastseen_agent::Agent;
 use lastseen_agent::counters::Counters;
+use lastseen_agent::delivery::DeliveryOutcome;
 use tokio::sync::oneshot;
 
 use crate::helpers::{Cloud, agent_config, eventually, open_gates, stored_seqs};
@@ -19,7 +20,11 @@ async fn frames_that_pass_the_gates_arrive_once_each() {
     let spool = tempfile::tempdir().unwrap();
     let frames = 60;
     let config = agent_config(&cloud, device, &token, spool.path(), frames);
-    let agent = Agent::build(config).await.expect("agent builds");
+    let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let agent = Agent::build(config)
+        .await
+        .expect("agent builds")
+        .report_deliveries(reports_tx);
     let counters = agent.counters();
     let spool_state = agent.spool();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -51,6 +56,17 @@ async fn frames_that_pass_the_gates_arrive_once_each() {
     let stored = stored_seqs(&store, device, 0..spooled + 10).await;
     assert_eq!(stored, (0..spooled).collect::<Vec<_>>());
     assert_eq!(totals["rejected"], 0);
+    // Every stored frame was reported once, as acked, in the order sent.
+    let mut reported = Vec::new();
+    while let Ok(delivery) = reports.try_recv() {
+        assert_eq!(delivery.outcome, DeliveryOutcome::Acked);
+        assert!(
+            delivery.captured_at <= delivery.confirmed_at,
+            "{delivery:?}"
+        );
+        reported.push(delivery.seq);
+    }
+    assert_eq!(reported, stored);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use lastseen_agent::Agent;
 use lastseen_agent::config::TransportKind;
 use lastseen_agent::counters::Counters;
+use lastseen_agent::delivery::DeliveryOutcome;
 use lastseen_shared::envelope;
 use lastseen_shared::{Ack, DeviceId, DeviceState, DeviceStatus, GateSettings, Topics};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -83,7 +84,11 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
     config.cloud.mqtt_topic_prefix = prefix.clone();
     config.cloud.max_in_flight = 4;
     config.cloud.ack_timeout_secs = 1;
-    let agent = Agent::build(config).await.expect("agent builds");
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let agent = Agent::build(config)
+        .await
+        .expect("agent builds")
+        .report_deliveries(reports_tx);
     let counters = agent.counters();
     let spool_state = agent.spool();
     let mut settings = agent.settings();
@@ -152,6 +157,18 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
     let deliveries = deliveries.lock().unwrap().clone();
     let seqs: BTreeSet<u64> = deliveries.keys().copied().collect();
     assert_eq!(seqs, (0..frames).collect::<BTreeSet<_>>());
+    // Each frame is reported once, as acked, although some were published twice.
+    let mut reported = Vec::new();
+    while let Ok(delivery) = reports.try_recv() {
+        assert_eq!(delivery.outcome, DeliveryOutcome::Acked);
+        assert!(
+            delivery.captured_at <= delivery.confirmed_at,
+            "{delivery:?}"
+        );
+        reported.push(delivery.seq);
+    }
+    reported.sort_unstable();
+    assert_eq!(reported, (0..frames).collect::<Vec<_>>());
     assert!(
         deliveries
             .iter()

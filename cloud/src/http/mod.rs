@@ -3,6 +3,7 @@
 
 mod accounts;
 mod control;
+mod device_frames;
 mod devices;
 pub mod error;
 mod extract;
@@ -94,6 +95,7 @@ fn api(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::new()
         .merge(accounts::router(limits))
         .merge(devices::router(limits))
+        .merge(device_frames::router())
         .merge(control::router(limits))
         .merge(frames::router(limits))
         .merge(sightings::router())

@@ -16,7 +16,7 @@ pub use cursor::CursorError;
 use crate::blob::{BlobError, BlobKey, BlobStore};
 use crate::detect::ImageError;
 use crate::store::{
-    Cursor, DetectionQuery, DetectionRow, Sighting, Store, StoreError, StoredFrame,
+    Cursor, DetectionQuery, DetectionRow, FrameRecord, Sighting, Store, StoreError, StoredFrame,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,14 @@ pub struct DetectionPage {
     pub next_cursor: Option<String>,
 }
 
+/// One page of a device's frames in `seq` order.
+#[derive(Clone, Debug)]
+pub struct DeviceFramesPage {
+    pub items: Vec<FrameRecord>,
+    /// Pass back as `after_seq` for the next page; None on the last one.
+    pub next_after_seq: Option<u64>,
+}
+
 pub struct Sightings {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
@@ -123,10 +131,7 @@ impl Sightings {
         owner: UserId,
         filter: DetectionFilter,
     ) -> Result<DetectionPage, QueryError> {
-        let limit = filter.limit.unwrap_or(self.default_page_size);
-        if limit == 0 || limit > self.max_page_size {
-            return Err(QueryError::Limit(self.max_page_size));
-        }
+        let limit = self.page_limit(filter.limit)?;
         if let (Some(since), Some(until)) = (filter.since, filter.until)
             && since >= until
         {
@@ -151,6 +156,43 @@ impl Sightings {
             _ => None,
         };
         Ok(DetectionPage { items, next_cursor })
+    }
+
+    /// The frames of one of `owner`'s devices in `seq` order, strictly after
+    /// `after_seq`: what a load test's ledger compares with what its devices
+    /// were told was stored. Another owner's device is [`QueryError::NotFound`].
+    pub async fn device_frames(
+        &self,
+        owner: UserId,
+        device: DeviceId,
+        after_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<DeviceFramesPage, QueryError> {
+        let limit = self.page_limit(limit)?;
+        match self.store.device(device).await? {
+            Some(record) if record.owner == owner => {}
+            _ => return Err(QueryError::NotFound),
+        }
+        let items = self
+            .store
+            .frames_of_device(owner, device, after_seq, limit)
+            .await?;
+        let next_after_seq = match items.last() {
+            Some(last) if items.len() == limit as usize => Some(last.seq),
+            _ => None,
+        };
+        Ok(DeviceFramesPage {
+            items,
+            next_after_seq,
+        })
+    }
+
+    fn page_limit(&self, limit: Option<u32>) -> Result<u32, QueryError> {
+        let limit = limit.unwrap_or(self.default_page_size);
+        if limit == 0 || limit > self.max_page_size {
+            return Err(QueryError::Limit(self.max_page_size));
+        }
+        Ok(limit)
     }
 
     pub async fn frame(&self, owner: UserId, id: FrameId) -> Result<StoredFrame, QueryError> {

@@ -143,6 +143,17 @@ pub trait Store: DeviceStateStore + Send + Sync + 'static {
     /// compared against it, so a shared image never drifts from its boxes.
     async fn previous_image(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>>;
 
+    /// Up to `limit` frames of one of `owner`'s devices, in `seq` order,
+    /// strictly after `after_seq` when given (a ledger walks a device's
+    /// history with it). Empty for another owner's device.
+    async fn frames_of_device(
+        &self,
+        owner: UserId,
+        device: DeviceId,
+        after_seq: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<FrameRecord>>;
+
     /// A frame with its detections, only if it belongs to one of `owner`'s devices.
     async fn frame_of_owner(&self, owner: UserId, id: FrameId) -> StoreResult<Option<StoredFrame>>;
 

@@ -160,3 +160,65 @@ async fn deleting_a_device_removes_its_history_and_images_only() {
     let (_, devices) = app.get_json(&user, "/api/v1/devices").await;
     assert_eq!(devices["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_devices_frames_are_listed_by_seq_in_pages_for_its_owner_only() {
+    let app = spawn_app().await;
+    let user = app.user("ledger").await;
+    let (id, token) = app.device(&user, "Hall").await;
+    // Sent out of order, with a gap at 2; a resend of 3 is stored once.
+    for seq in [3, 0, 1, 4, 3] {
+        let response = app
+            .post_frame(&token, seq, AT, fixture_jpeg("dog.jpg"))
+            .await;
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    let path = format!("/api/v1/devices/{id}/frames");
+    let seqs = |page: &Value| -> Vec<u64> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let (status, first) = app.get_json(&user, &format!("{path}?limit=2")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seqs(&first), [0, 1]);
+    assert_eq!(first["items"][0]["captured_at"], "2026-11-23T09:00:00Z");
+    assert!(first["items"][0]["id"].is_string());
+    assert_eq!(first["next_after_seq"], 1);
+    let (_, second) = app
+        .get_json(&user, &format!("{path}?after_seq=1&limit=2"))
+        .await;
+    assert_eq!(seqs(&second), [3, 4]);
+    let (_, last) = app
+        .get_json(&user, &format!("{path}?after_seq=4&limit=2"))
+        .await;
+    assert_eq!(seqs(&last), Vec::<u64>::new());
+    assert!(last["next_after_seq"].is_null());
+
+    // Another user's device looks like a missing one; bad parameters are 400.
+    let mallory = app.user("mallory").await;
+    let code = error_code(app.get(&mallory, &path).await, StatusCode::NOT_FOUND).await;
+    assert_eq!(code, "not_found");
+    for bad in [
+        "?limit=0",
+        "?limit=100000",
+        "?after_seq=-1",
+        "?after_seq=x",
+        "?seq=1",
+    ] {
+        let response = app.get(&user, &format!("{path}{bad}")).await;
+        assert_eq!(
+            error_code(response, StatusCode::BAD_REQUEST).await,
+            "bad_request",
+            "{bad}"
+        );
+    }
+    let response = app.get(&user, "/api/v1/devices/not-a-uuid/frames").await;
+    assert_eq!(
+        error_code(response, StatusCode::BAD_REQUEST).await,
+        "bad_request"
+    );
+}

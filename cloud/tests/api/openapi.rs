@@ -13,7 +13,7 @@ use crate::helpers::{PASSWORD, TestApp, fixture_jpeg, spawn_app};
 /// Every route the server has: README's "HTTP API" table, plus the two that
 /// serve this description. A route added without documenting it, or
 /// documented without existing, breaks the equality below.
-const ROUTES: [(&str, &str); 29] = [
+const ROUTES: [(&str, &str); 30] = [
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/logout"),
@@ -30,6 +30,7 @@ const ROUTES: [(&str, &str); 29] = [
     ("POST", "/api/v1/devices/{id}/rotate"),
     ("POST", "/api/v1/devices/{id}/revoke"),
     ("DELETE", "/api/v1/devices/{id}"),
+    ("GET", "/api/v1/devices/{id}/frames"),
     ("GET", "/api/v1/devices/{id}/settings"),
     ("PUT", "/api/v1/devices/{id}/settings"),
     ("GET", "/api/v1/device/settings"),
@@ -596,6 +597,18 @@ async fn every_documented_operation_is_served_and_answers_as_documented() {
         StatusCode::UPGRADE_REQUIRED,
     )
     .await;
+
+    let device_frames = ("GET", "/api/v1/devices/{id}/frames");
+    let listed = api
+        .call(
+            device_frames,
+            &format!("{device_path}/frames?after_seq=0&limit=10"),
+            user,
+            Body::Empty,
+            ok,
+        )
+        .await;
+    assert!(listed["next_after_seq"].is_null());
 
     // `/last-seen` answers either alternative of its `oneOf`.
     let last_seen = ("GET", "/api/v1/last-seen");

@@ -195,3 +195,70 @@ pub(crate) async fn frame_with_thousands_of_detections_is_stored_whole(store: &d
         "{best:?}"
     );
 }
+
+pub(crate) async fn frames_of_a_device_are_listed_in_seq_order_for_its_owner_only(
+    store: &dyn Store,
+) {
+    let alice = user(store).await;
+    let cam = device(store, &alice).await;
+    let other_cam = device_at(store, &alice, "hall", 1).await;
+    // Inserted out of order, with a gap at 3, and a frame of another device between them.
+    let mut frames = Vec::new();
+    for seq in [5, 0, 2, 1, 4] {
+        let new = frame(&cam, seq, 100 + seq as i64, Vec::new());
+        insert(store, &new).await;
+        frames.push(new);
+    }
+    insert(store, &frame(&other_cam, 3, 50, Vec::new())).await;
+    frames.sort_by_key(|f| f.seq);
+    let want: Vec<FrameRecord> = frames.iter().map(|f| expected(&cam, f).frame).collect();
+
+    let all = store
+        .frames_of_device(alice.id, cam.id, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all, want);
+
+    // Pages strictly after a seq neither lose nor repeat a frame.
+    let first = store
+        .frames_of_device(alice.id, cam.id, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(first, want[..2]);
+    let second = store
+        .frames_of_device(alice.id, cam.id, Some(1), 2)
+        .await
+        .unwrap();
+    assert_eq!(second, want[2..4]);
+    let last = store
+        .frames_of_device(alice.id, cam.id, Some(4), 2)
+        .await
+        .unwrap();
+    assert_eq!(last, want[4..]);
+    for after in [5, i64::MAX as u64, u64::MAX] {
+        assert!(
+            store
+                .frames_of_device(alice.id, cam.id, Some(after), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "after {after}"
+        );
+    }
+
+    let mallory = user(store).await;
+    assert!(
+        store
+            .frames_of_device(mallory.id, cam.id, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .frames_of_device(alice.id, DeviceId::new(), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -53,6 +53,7 @@ macro_rules! store_conformance_tests {
             frames::concurrent_inserts_of_one_seq_store_one_frame,
             frames::seq_beyond_i64_max_is_refused_and_i64_max_round_trips,
             frames::frame_with_thousands_of_detections_is_stored_whole,
+            frames::frames_of_a_device_are_listed_in_seq_order_for_its_owner_only,
             sightings::last_seen_moves_forward_but_never_back,
             sightings::last_seen_keeps_the_best_detection_of_a_label_in_a_frame,
             sightings::last_seen_of_all_labels_is_the_newest_per_label_newest_first,

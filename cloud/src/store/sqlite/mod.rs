@@ -36,7 +36,7 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use super::{
-    AgedFrame, DetectionQuery, DetectionRow, DeviceRecord, InsertOutcome, NewFrame,
+    AgedFrame, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome, NewFrame,
     RetentionLimits, RetentionSubject, Sighting, Store, StoreError, StoreResult, StoredFrame,
     UserRecord,
 };
@@ -219,6 +219,16 @@ impl Store for SqliteStore {
 
     async fn insert_frame(&self, frame: &NewFrame) -> StoreResult<InsertOutcome> {
         ingest::insert_frame(&self.pool, frame).await
+    }
+
+    async fn frames_of_device(
+        &self,
+        owner: UserId,
+        device: DeviceId,
+        after_seq: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<FrameRecord>> {
+        reads::frames_of_device(&self.pool, owner, device, after_seq, limit).await
     }
 
     async fn frame_of_owner(&self, owner: UserId, id: FrameId) -> StoreResult<Option<StoredFrame>> {

@@ -9,13 +9,21 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::rows::{self, db, micros};
-use crate::store::{DetectionQuery, DetectionRow, Sighting, StoreResult, StoredFrame};
+use crate::store::{DetectionQuery, DetectionRow, FrameRecord, Sighting, StoreResult, StoredFrame};
 
 const FRAME_BY_SEQ: &str = "\
     SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
            f.blob_key, f.bytes, f.width, f.height \
     FROM frames f JOIN devices d ON d.id = f.device_id \
     WHERE f.device_id = ? AND f.seq = ?";
+
+/// Walks the unique `(device_id, seq)` index and stops after `LIMIT` rows.
+const FRAMES_OF_DEVICE: &str = "\
+    SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
+           f.blob_key, f.bytes, f.width, f.height \
+    FROM frames f JOIN devices d ON d.id = f.device_id \
+    WHERE f.device_id = ? AND f.owner_id = ? AND f.seq > ? \
+    ORDER BY f.seq LIMIT ?";
 
 const FRAME_OF_OWNER: &str = "\
     SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
@@ -79,6 +87,34 @@ pub(super) async fn frame_by_seq(
         .await
         .map_err(db)?;
     with_detections(pool, row).await
+}
+
+pub(super) async fn frames_of_device(
+    pool: &SqlitePool,
+    owner: UserId,
+    device: DeviceId,
+    after_seq: Option<u64>,
+    limit: u32,
+) -> StoreResult<Vec<FrameRecord>> {
+    // Stored seqs are 0..=i64::MAX: -1 is before all of them, and nothing is after i64::MAX.
+    let after = match after_seq {
+        None => -1,
+        Some(seq) => match i64::try_from(seq) {
+            Ok(seq) => seq,
+            Err(_) => return Ok(Vec::new()),
+        },
+    };
+    sqlx::query(FRAMES_OF_DEVICE)
+        .bind(device.as_uuid())
+        .bind(owner.as_uuid())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(rows::frame)
+        .collect()
 }
 
 pub(super) async fn frame_of_owner(

@@ -1,7 +1,7 @@
 //! The gates per 640x360 frame of the real trace, one at a time, and the
 //! fraction of the trace each gate drops at default settings.
 //!
-//! `taskset -c 0 cargo bench -p lastseen-agent --bench gates` (see BENCHMARKS.md).
+//! `taskset -c 0 cargo bench -p lastseen-agent --bench gates --profile dev` (see BENCHMARKS.md).
 
 use std::path::PathBuf;
 use std::sync::Arc;

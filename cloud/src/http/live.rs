@@ -127,7 +127,11 @@ async fn session(state: AppState, mut socket: WebSocket) {
             event = subscription.next() => {
                 let sent = match event {
                     LiveEvent::Frame(frame) => send(&mut socket, &ServerMessage::Frame(&frame)).await,
-                    LiveEvent::Missed(count) => send(&mut socket, &ServerMessage::Missed { count }).await,
+                    LiveEvent::Missed(count) => {
+                        let total = state.live.missed();
+                        tracing::warn!(%user, count, total, "a live client fell behind and missed frames");
+                        send(&mut socket, &ServerMessage::Missed { count }).await
+                    }
                 };
                 if sent.is_err() {
                     return;

@@ -113,7 +113,8 @@ impl LiveHub {
     }
 
     /// Users with at least one subscriber.
-    pub fn users(&self) -> usize {
+    #[cfg(test)]
+    fn users(&self) -> usize {
         self.shared.channels().len()
     }
 }

@@ -255,6 +255,11 @@ impl Scenario {
             cloud.detect_workers >= 1 && cloud.detect_threads >= 1 && cloud.queue_depth >= 1,
             "cloud.detect_workers, cloud.detect_threads and cloud.queue_depth must be at least 1",
         );
+        // ONNX Runtime allows one environment per process: the managed cloud's.
+        check(
+            !(fleet.gates.person && cloud.url.is_none()),
+            "fleet.gates.person needs an external cloud (cloud.url): ONNX Runtime allows one environment per process, and a managed cloud holds it",
+        );
         if let Some(at) = cloud.restart_at_secs {
             check(
                 at.is_finite() && at > 0.0 && at < self.duration_secs,
@@ -310,6 +315,8 @@ mod tests {
                 "fleet.devices=25".into(),
                 "fleet.transport = mqtt".into(),
                 "fleet.gates.person=true".into(),
+                "cloud.url=http://127.0.0.1:8080".into(),
+                "cloud.mqtt_url=mqtt://127.0.0.1:1883".into(),
                 "cloud.restart_down_secs=1.5".into(),
             ],
         )
@@ -347,6 +354,12 @@ mod tests {
             Scenario::load(None, &["fleet.nonsense=1".into()]),
             Err(ScenarioError::Load(_))
         ));
+    }
+
+    #[test]
+    fn the_person_gate_needs_an_external_cloud() {
+        let error = Scenario::load(None, &["fleet.gates.person=true".into()]).unwrap_err();
+        assert!(error.to_string().contains("cloud.url"), "{error}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! ramp; at the end their sources stop, and the agents keep sending until
 //! their spools are empty.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use lastseen_agent::config::{Config, Secret, TransportKind};
 use lastseen_agent::counters::Counters;
 use lastseen_agent::delivery::Delivery;
 use lastseen_agent::frame::Frame;
-use lastseen_agent::source::{FrameSource, SourceError};
+use lastseen_agent::source::{FrameSource, SourceError, files_in_name_order};
 use lastseen_agent::spool::SharedSpool;
 use lastseen_agent::{Agent, AgentError, Shutdown};
 use lastseen_shared::{DeviceId, GateSettings};
@@ -44,17 +44,8 @@ impl Replay {
             path: dir.display().to_string(),
             message,
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| error(e.to_string()))?
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.extension()
-                    .and_then(|ext| ext.to_str())
-                    .is_some_and(|ext| ["jpg", "jpeg"].contains(&ext.to_ascii_lowercase().as_str()))
-            })
-            .collect();
-        files.sort();
+        // JPEG only: the bytes go out as they are, like a camera's own JPEG.
+        let files = files_in_name_order(dir, &["jpg", "jpeg"]).map_err(|e| error(e.to_string()))?;
         if files.is_empty() {
             return Err(error("no .jpg or .jpeg files".to_owned()));
         }

@@ -1,10 +1,26 @@
 //! Replays the images of a directory in name order.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{FrameSource, SourceError, decode};
 use crate::config::SourceConfig;
 use crate::frame::Frame;
+
+/// The files of `dir` whose extension (any case) is one of `extensions`
+/// (lowercase, without the dot), in name order.
+pub fn files_in_name_order(dir: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .and_then(|ext| ext.to_str())
+                .is_some_and(|ext| extensions.contains(&ext.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
 
 pub struct DirSource {
     files: Vec<PathBuf>,
@@ -24,19 +40,8 @@ impl DirSource {
             path: dir.display().to_string(),
             message,
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| error(e.to_string()))?
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.extension()
-                    .and_then(|ext| ext.to_str())
-                    .is_some_and(|ext| {
-                        ["jpg", "jpeg", "png"].contains(&ext.to_ascii_lowercase().as_str())
-                    })
-            })
-            .collect();
-        files.sort();
+        let files =
+            files_in_name_order(&dir, &["jpg", "jpeg", "png"]).map_err(|e| error(e.to_string()))?;
         if files.is_empty() {
             return Err(error("no .jpg, .jpeg or .png files".to_owned()));
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub use dir::DirSource;
+pub use dir::{DirSource, files_in_name_order};
 pub use http::HttpSource;
 pub use synthetic::SyntheticSource;
 use tokio::sync::mpsc;

@@ -11,9 +11,10 @@ use lastseen_agent::config::{Config, TransportKind};
 use lastseen_agent::counters::Counters;
 use lastseen_shared::GateSettings;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
-use crate::helpers::{Cloud, CloudMqtt, agent_config, eventually, open_gates, stored_seqs};
+use crate::helpers::{
+    Cloud, CloudMqtt, RunningAgent, agent_config, eventually, open_gates, stored_seqs,
+};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -41,13 +42,9 @@ async fn frames_through_the_embedded_broker_are_stored_once_and_settings_reach_t
         None,
     );
     let agent = Agent::build(config).await.expect("agent builds");
-    let counters = agent.counters();
-    let spool_state = agent.spool();
-    let mut settings = agent.settings();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(agent.run(async {
-        let _ = stopped.await;
-    }));
+    let running = RunningAgent::start(agent);
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
+    let mut settings = running.settings.clone();
 
     eventually("every frame acked and the spool drained", LIMIT, || {
         let done = Counters::get(&counters.acked) == frames
@@ -94,8 +91,7 @@ async fn frames_through_the_embedded_broker_are_stored_once_and_settings_reach_t
     })
     .await;
 
-    let _ = stop.send(());
-    running.await.unwrap().expect("agent stops cleanly");
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,12 +111,8 @@ async fn every_frame_arrives_once_over_mosquitto_after_the_cloud_was_down() {
     );
     config.source.fps = 10.0;
     let agent = Agent::build(config).await.expect("agent builds");
-    let counters = agent.counters();
-    let spool_state = agent.spool();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(agent.run(async {
-        let _ = stopped.await;
-    }));
+    let running = RunningAgent::start(agent);
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
 
     eventually("a few frames acked", LIMIT, || {
         let acked = Counters::get(&counters.acked);
@@ -146,8 +138,7 @@ async fn every_frame_arrives_once_over_mosquitto_after_the_cloud_was_down() {
         async move { done }
     })
     .await;
-    let _ = stop.send(());
-    running.await.unwrap().expect("agent stops cleanly");
+    running.stop().await;
 
     let store = cloud.store().await;
     let stored = stored_seqs(&store, device, 0..frames + 10).await;

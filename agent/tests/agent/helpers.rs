@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lastseen_agent::config::{Config, SourceKind, TransportKind};
+use lastseen_agent::counters::Counters;
+use lastseen_agent::spool::SharedSpool;
+use lastseen_agent::{Agent, AgentError};
 use lastseen_cloud::store::{SqliteStore, Store};
 use lastseen_shared::{DeviceId, GateSettings};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 pub(crate) const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
 const PASSWORD: &str = "correct horse battery staple";
@@ -287,4 +290,39 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// An agent running in this test's process until [`RunningAgent::stop`].
+pub(crate) struct RunningAgent {
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) spool: Arc<SharedSpool>,
+    pub(crate) settings: watch::Receiver<GateSettings>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), AgentError>>,
+}
+
+impl RunningAgent {
+    pub(crate) fn start(agent: Agent) -> Self {
+        let (counters, spool, settings) = (agent.counters(), agent.spool(), agent.settings());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(agent.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            counters,
+            spool,
+            settings,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the agent and checks that it stopped cleanly.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("the agent task ends")
+            .expect("agent stops cleanly");
+    }
 }

@@ -7,9 +7,8 @@ use std::time::Duration;
 use lastseen_agent::Agent;
 use lastseen_agent::counters::Counters;
 use lastseen_agent::delivery::DeliveryOutcome;
-use tokio::sync::oneshot;
 
-use crate::helpers::{Cloud, agent_config, eventually, open_gates, stored_seqs};
+use crate::helpers::{Cloud, RunningAgent, agent_config, eventually, open_gates, stored_seqs};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -25,12 +24,8 @@ async fn frames_that_pass_the_gates_arrive_once_each() {
         .await
         .expect("agent builds")
         .report_deliveries(reports_tx);
-    let counters = agent.counters();
-    let spool_state = agent.spool();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(agent.run(async {
-        let _ = stopped.await;
-    }));
+    let running = RunningAgent::start(agent);
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
 
     eventually("every frame captured and the spool drained", LIMIT, || {
         let done = Counters::get(&counters.captured) == frames
@@ -39,8 +34,7 @@ async fn frames_that_pass_the_gates_arrive_once_each() {
         async move { done }
     })
     .await;
-    let _ = stop.send(());
-    running.await.unwrap().expect("agent stops cleanly");
+    running.stop().await;
 
     let totals = counters.snapshot();
     let spooled = totals["spooled"];
@@ -78,12 +72,8 @@ async fn every_frame_arrives_once_after_the_cloud_was_down() {
     let mut config = agent_config(&cloud, device, &token, spool.path(), frames);
     config.gates = open_gates();
     let agent = Agent::build(config).await.expect("agent builds");
-    let counters = agent.counters();
-    let spool_state = agent.spool();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(agent.run(async {
-        let _ = stopped.await;
-    }));
+    let running = RunningAgent::start(agent);
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
 
     eventually("a few frames acked", LIMIT, || {
         let acked = Counters::get(&counters.acked);
@@ -118,8 +108,7 @@ async fn every_frame_arrives_once_after_the_cloud_was_down() {
         async move { depth == 0 }
     })
     .await;
-    let _ = stop.send(());
-    running.await.unwrap().expect("agent stops cleanly");
+    running.stop().await;
 
     assert_eq!(Counters::get(&counters.spooled), frames);
     let store = cloud.store().await;

@@ -17,7 +17,7 @@ use lastseen_shared::{Ack, DeviceId, DeviceState, DeviceStatus, GateSettings, To
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::helpers::{Cloud, agent_config, eventually, open_gates};
+use crate::helpers::{Cloud, RunningAgent, agent_config, eventually, open_gates};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const MOSQUITTO: &str = "mqtt://127.0.0.1:1883";
@@ -89,13 +89,9 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
         .await
         .expect("agent builds")
         .report_deliveries(reports_tx);
-    let counters = agent.counters();
-    let spool_state = agent.spool();
-    let mut settings = agent.settings();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(agent.run(async {
-        let _ = stopped.await;
-    }));
+    let running = RunningAgent::start(agent);
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
+    let mut settings = running.settings.clone();
 
     // The cloud's side, until the test ends: ack each frame, except the first
     // delivery of every fifth seq (the agent must publish it again after
@@ -203,8 +199,7 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
         .await
         .unwrap();
 
-    let _ = stop.send(());
-    running.await.unwrap().expect("agent stops cleanly");
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ const LIMIT: Duration = Duration::from_secs(180);
 fn over_mqtt(mut config: Config, cloud: &Cloud, prefix: Option<&str>) -> Config {
     config.gates = open_gates();
     config.cloud.transport = TransportKind::Mqtt;
-    config.cloud.mqtt_url = cloud.mqtt_url.clone().expect("the cloud takes MQTT");
+    config.cloud.mqtt_url = cloud.mqtt_url().expect("the cloud takes MQTT");
     if let Some(prefix) = prefix {
         config.cloud.mqtt_topic_prefix = prefix.to_owned();
     }

@@ -38,54 +38,19 @@ pub(crate) enum CloudMqtt {
     Mosquitto { prefix: String },
 }
 
-/// A cloud node; its data dir outlives restarts.
+/// A cloud node; its data dir and configuration outlive restarts.
 pub(crate) struct Cloud {
     pub(crate) addr: SocketAddr,
-    /// Where devices connect for MQTT (`mqtt://host:port`), unless `Off`.
-    pub(crate) mqtt_url: Option<String>,
-    mqtt: CloudMqtt,
-    data_dir: Arc<tempfile::TempDir>,
+    config: lastseen_cloud::config::Config,
+    /// Kept for the node's lifetime: `config.data_dir` points into it.
+    _data_dir: tempfile::TempDir,
     running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-}
-
-fn cloud_config(
-    data_dir: &Path,
-    addr: SocketAddr,
-    mqtt: &CloudMqtt,
-    mqtt_url: Option<&str>,
-) -> lastseen_cloud::config::Config {
+fn cloud_config(data_dir: &Path, mqtt: &CloudMqtt) -> lastseen_cloud::config::Config {
     use lastseen_cloud::config::MqttMode;
-    let base = lastseen_cloud::config::Config::default();
-    let (mode, mqtt_listen, external_url, mqtt_topic_prefix) = match mqtt {
-        CloudMqtt::Off => (
-            MqttMode::Off,
-            base.mqtt_listen,
-            None,
-            base.mqtt_topic_prefix,
-        ),
-        CloudMqtt::Embedded => {
-            let url = mqtt_url.expect("an embedded broker has an address");
-            let listen = url
-                .trim_start_matches("mqtt://")
-                .parse()
-                .expect("host:port");
-            (MqttMode::Embedded, listen, None, base.mqtt_topic_prefix)
-        }
-        CloudMqtt::Mosquitto { prefix } => (
-            MqttMode::External,
-            base.mqtt_listen,
-            mqtt_url.map(str::to_owned),
-            prefix.clone(),
-        ),
-    };
-    lastseen_cloud::config::Config {
-        bind: addr,
+    let mut config = lastseen_cloud::config::Config {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: data_dir.to_path_buf(),
         model_path: shared_dir().join("models/yolox_nano.onnx"),
         detect_workers: 1,
@@ -94,12 +59,22 @@ fn cloud_config(
         argon2_iterations: 1,
         jwt_secret: Some(lastseen_cloud::config::Secret::new(TEST_JWT_SECRET)),
         log: "warn".to_owned(),
-        mqtt: mode,
-        mqtt_listen,
-        mqtt_url: external_url,
-        mqtt_topic_prefix,
-        ..base
+        ..lastseen_cloud::config::Config::default()
+    };
+    match mqtt {
+        CloudMqtt::Off => config.mqtt = MqttMode::Off,
+        CloudMqtt::Embedded => {
+            config.mqtt = MqttMode::Embedded;
+            config.mqtt_listen =
+                lastseen_cloud::mqtt::free_loopback_port().expect("a free port for the broker");
+        }
+        CloudMqtt::Mosquitto { prefix } => {
+            config.mqtt = MqttMode::External;
+            config.mqtt_url = Some("mqtt://127.0.0.1:1883".to_owned());
+            config.mqtt_topic_prefix = prefix.clone();
+        }
     }
+    config
 }
 
 impl Cloud {
@@ -109,17 +84,12 @@ impl Cloud {
     }
 
     pub(crate) async fn start_with(mqtt: CloudMqtt) -> Self {
-        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let mqtt_url = match &mqtt {
-            CloudMqtt::Off => None,
-            CloudMqtt::Embedded => Some(format!("mqtt://{}", free_port())),
-            CloudMqtt::Mosquitto { .. } => Some("mqtt://127.0.0.1:1883".to_owned()),
-        };
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let config = cloud_config(data_dir.path(), &mqtt);
         let mut cloud = Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            mqtt_url,
-            mqtt,
-            data_dir,
+            addr: config.bind,
+            config,
+            _data_dir: data_dir,
             running: None,
         };
         cloud.restart().await;
@@ -129,15 +99,13 @@ impl Cloud {
     /// Starts the node again, on the same address with the same data.
     pub(crate) async fn restart(&mut self) {
         assert!(self.running.is_none(), "the cloud is running");
-        let config = cloud_config(
-            self.data_dir.path(),
-            self.addr,
-            &self.mqtt,
-            self.mqtt_url.as_deref(),
-        );
-        lastseen_shared::service::init_logs(&config.log);
-        let listener = lastseen_cloud::bind(config.bind).await.expect("binds");
+        lastseen_shared::service::init_logs(&self.config.log);
+        let listener = lastseen_cloud::bind(self.addr).await.expect("binds");
         self.addr = listener.local_addr().expect("local addr");
+        let config = lastseen_cloud::config::Config {
+            bind: self.addr,
+            ..self.config.clone()
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let outcome = lastseen_cloud::run(config, listener, async {
@@ -170,6 +138,16 @@ impl Cloud {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Where devices connect for MQTT, unless the node takes none.
+    pub(crate) fn mqtt_url(&self) -> Option<String> {
+        use lastseen_cloud::config::MqttMode;
+        match self.config.mqtt {
+            MqttMode::Off => None,
+            MqttMode::Embedded => Some(format!("mqtt://{}", self.config.mqtt_listen)),
+            MqttMode::External => self.config.mqtt_url.clone(),
+        }
     }
 
     /// Registers a user and a device; returns `(user token, device id, device token)`.
@@ -215,7 +193,7 @@ impl Cloud {
 
     /// The cloud's own store, read beside the running node.
     pub(crate) async fn store(&self) -> SqliteStore {
-        let path = self.data_dir.path().join("lastseen.db");
+        let path = self.config.data_dir.join("lastseen.db");
         SqliteStore::connect(&format!("sqlite://{}", path.display()), 1)
             .await
             .expect("opens the cloud's database")

@@ -1,7 +1,6 @@
 //! The agent binary killed with SIGKILL mid-stream and started again:
 //! nothing it spooled is lost, nothing is stored twice, no seq repeats.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,10 +12,9 @@ use crate::helpers::{Cloud, eventually, stored_seqs, trace_dir};
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
+    lastseen_cloud::mqtt::free_loopback_port()
         .expect("a free port")
+        .port()
 }
 
 /// Writes a config for the binary: the trace at 20 fps, every gate open.

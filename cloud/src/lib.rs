@@ -32,6 +32,7 @@ use blob::{BlobError, BlobStore, DirBlobStore, S3BlobStore, S3Settings};
 use config::Config;
 use detect::{DetectorPool, PoolSettings};
 use devices::Devices;
+use devices::credentials::CredentialEvents;
 use devices::control::DeviceControl;
 use http::{AppState, HttpLimits};
 use ingest::{Ingest, UnchangedImages};
@@ -111,6 +112,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         detect: config.detect_enabled,
     })?);
     let live = LiveHub::new(config.live_channel_capacity);
+    let credentials = CredentialEvents::default();
     Ok(AppState {
         accounts: Arc::new(Accounts::new(
             store.clone(),
@@ -122,6 +124,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
                 max_failures: config.login_max_failures,
                 window: Duration::from_secs(config.login_window_secs),
             },
+            credentials.clone(),
         )),
         devices: Arc::new(Devices::new(
             store.clone(),
@@ -129,7 +132,9 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             keys,
             config.device_token_ttl_days,
             config.max_devices_per_user,
+            credentials.clone(),
         )),
+        credentials,
         control: Arc::new(DeviceControl::new(store.clone())),
         ingest: Arc::new(
             Ingest::new(store.clone(), blobs.clone(), detector)

@@ -7,8 +7,9 @@
 //! | `{prefix}/{device}/config` | cloud -> device | 1, retained | [`crate::messages::GateSettings`] (JSON) |
 //! | `{prefix}/{device}/status` | device -> cloud | 1, retained, last will | [`crate::messages::DeviceStatus`] (JSON) |
 //!
-//! Cloud nodes subscribe to frames through a shared subscription
-//! (`$share/{group}/{prefix}/+/frames`) so that several nodes split the load.
+//! Cloud nodes subscribe to frames and statuses through shared subscriptions
+//! (`$share/{group}-frames/{prefix}/+/frames`, `$share/{group}-status/...`)
+//! so that several nodes split the load.
 
 use std::fmt;
 
@@ -116,9 +117,14 @@ impl Topics {
     }
 
     /// The same filter as a shared subscription: each message goes to one
-    /// member of `group`.
+    /// member of `group`. Every kind has a share name of its own: MQTT 5
+    /// names a shared subscription by share name and filter together, but
+    /// rumqttd 0.20 keeps one read cursor per share *name*, so two filters
+    /// under one name make it skip messages of one log at offsets the other
+    /// advanced (a device's first frame after its status, statuses after
+    /// frames).
     pub fn shared_filter(&self, group: &str, kind: TopicKind) -> String {
-        format!("$share/{group}/{}", self.filter(kind))
+        format!("$share/{group}-{kind}/{}", self.filter(kind))
     }
 
     /// The device and kind a topic belongs to, or `None` if it is not one of ours.
@@ -149,7 +155,11 @@ mod tests {
         }
         assert_eq!(
             topics.shared_filter("ingest", TopicKind::Frames),
-            "$share/ingest/lastseen/v1/+/frames"
+            "$share/ingest-frames/lastseen/v1/+/frames"
+        );
+        assert_eq!(
+            topics.shared_filter("ingest", TopicKind::Status),
+            "$share/ingest-status/lastseen/v1/+/status"
         );
     }
 

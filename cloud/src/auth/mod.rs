@@ -26,6 +26,7 @@ pub use policy::PolicyError;
 pub use token::{KeyError, SignError, TokenError, TokenKeys};
 
 use crate::blob::{BlobKey, BlobStore};
+use crate::devices::credentials::{CredentialChange, CredentialEvents};
 use crate::store::{DeviceRecord, Store, StoreError, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,7 @@ pub struct Accounts {
     hasher: PasswordHasher,
     access_ttl_secs: u64,
     limiter: AttemptLimiter,
+    credentials: CredentialEvents,
 }
 
 impl Accounts {
@@ -104,6 +106,7 @@ impl Accounts {
         hasher: PasswordHasher,
         access_ttl_secs: u64,
         limits: LoginLimits,
+        credentials: CredentialEvents,
     ) -> Self {
         let limiter = AttemptLimiter::new(limits.max_failures, limits.window);
         Self {
@@ -113,6 +116,7 @@ impl Accounts {
             hasher,
             access_ttl_secs,
             limiter,
+            credentials,
         }
     }
 
@@ -238,11 +242,16 @@ impl Accounts {
     /// then the images those rows pointed at.
     pub async fn delete_account(&self, user: UserId, password: &str) -> Result<(), AuthError> {
         self.require_password(user, password).await?;
+        let devices = self.store.devices_of(user).await?;
         let blob_keys = self
             .store
             .delete_user(user)
             .await?
             .ok_or(AuthError::InvalidToken)?;
+        for device in devices {
+            self.credentials
+                .announce(CredentialChange::Deleted { device: device.id });
+        }
         delete_blobs(self.blobs.as_ref(), blob_keys).await;
         tracing::info!(user = %user, "account deleted");
         Ok(())

@@ -4,6 +4,7 @@
 //! [`control`] holds the settings pushed to devices and the status they report.
 
 pub mod control;
+pub mod credentials;
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use lastseen_shared::{DeviceId, UserId};
 
 use crate::auth::{SignError, TokenKeys, delete_blobs, revocation_cut};
 use crate::blob::BlobStore;
+use crate::config::Secret;
 use crate::store::{DeviceRecord, Store, StoreError};
+use credentials::{CredentialChange, CredentialEvents};
 
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_KIND_CHARS: usize = 32;
@@ -48,6 +51,7 @@ pub struct Devices {
     keys: Arc<TokenKeys>,
     token_ttl_secs: u64,
     max_per_user: u32,
+    events: CredentialEvents,
 }
 
 impl Devices {
@@ -57,6 +61,7 @@ impl Devices {
         keys: Arc<TokenKeys>,
         token_ttl_days: u64,
         max_per_user: u32,
+        events: CredentialEvents,
     ) -> Self {
         Self {
             store,
@@ -64,6 +69,7 @@ impl Devices {
             keys,
             token_ttl_secs: token_ttl_days.saturating_mul(86_400),
             max_per_user,
+            events,
         }
     }
 
@@ -141,6 +147,7 @@ impl Devices {
             .await?
             .ok_or(DeviceError::NotFound)?;
         tracing::info!(device = %id, "device revoked");
+        self.events.announce(CredentialChange::Revoked { device: id });
         Ok(device)
     }
 
@@ -151,6 +158,7 @@ impl Devices {
             .delete_device(owner, id)
             .await?
             .ok_or(DeviceError::NotFound)?;
+        self.events.announce(CredentialChange::Deleted { device: id });
         delete_blobs(self.blobs.as_ref(), blob_keys).await;
         tracing::info!(device = %id, "device deleted");
         Ok(())
@@ -163,6 +171,10 @@ impl Devices {
             self.token_ttl_secs,
             device.tokens_valid_after,
         )?;
+        self.events.announce(CredentialChange::Issued {
+            device: device.id,
+            token: Secret::new(token.clone()),
+        });
         Ok(DeviceWithToken { device, token })
     }
 }

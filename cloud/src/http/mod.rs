@@ -29,6 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::auth::Accounts;
 use crate::devices::Devices;
 use crate::devices::control::DeviceControl;
+use crate::devices::credentials::CredentialEvents;
 use crate::ingest::Ingest;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
@@ -58,6 +59,8 @@ pub struct HttpLimits {
 pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub devices: Arc<Devices>,
+    /// Device credential changes, for the MQTT broker's sessions and logins.
+    pub credentials: CredentialEvents,
     pub control: Arc<DeviceControl>,
     pub ingest: Arc<Ingest>,
     pub sightings: Arc<Sightings>,

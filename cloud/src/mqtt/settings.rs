@@ -43,10 +43,11 @@ impl BrokerUrl {
     }
 }
 
-/// A shared-subscription group name is one topic level.
+/// A shared-subscription group name is one topic level (it gets a `-frames`
+/// or `-status` suffix per filter).
 fn is_group_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= 57
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
@@ -67,7 +68,7 @@ impl Config {
         );
         check(
             is_group_name(&self.mqtt_shared_group),
-            "mqtt_shared_group must be 1 to 64 letters, digits, `-` or `_`",
+            "mqtt_shared_group must be 1 to 57 letters, digits, `-` or `_`",
         );
         check(
             self.mqtt_max_in_flight >= 1,

@@ -24,7 +24,7 @@ fn smoke(transport: &str) -> Scenario {
     scenario
 }
 
-async fn run_and_check(transport: &str) {
+async fn run_and_check(transport: &str) -> lastseen_workloads::report::Report {
     let scenario = smoke(transport);
     let devices = scenario.fleet.devices;
     let report = lastseen_workloads::run(scenario)
@@ -82,6 +82,7 @@ async fn run_and_check(transport: &str) {
         svg.starts_with("<svg") && svg.contains("<polyline"),
         "{svg}"
     );
+    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,5 +92,13 @@ async fn the_smoke_scenario_passes_its_ledger_over_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smoke_scenario_passes_its_ledger_over_mqtt() {
-    run_and_check("mqtt").await;
+    let report = run_and_check("mqtt").await;
+    // Every frame was published once: none waited for the agent's 30 s
+    // resend (the first-frame bug: a shared-subscription cursor skipped it).
+    assert_eq!(
+        report.frames.sent,
+        report.frames.acked,
+        "{}",
+        report.summary()
+    );
 }

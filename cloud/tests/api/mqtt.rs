@@ -363,3 +363,81 @@ async fn a_taken_mqtt_port_is_a_startup_error_naming_the_setting() {
         .expect_err("the port is taken");
     assert!(error.to_string().contains("mqtt_listen"), "{error}");
 }
+
+/// The next ack within `within`, if one comes.
+async fn ack_within(device: &mut MqttDevice, within: Duration) -> Option<lastseen_shared::Ack> {
+    let ack_topic = device.topics.ack(device.id);
+    let deadline = Instant::now() + within;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let (topic, payload) = device.next_message(left).await?;
+        if topic == ack_topic {
+            return Some(serde_json::from_slice(&payload).expect("an Ack"));
+        }
+    }
+    None
+}
+
+fn online_status() -> DeviceStatus {
+    let mut online = DeviceStatus::offline();
+    online.state = DeviceState::Online;
+    online
+}
+
+/// Regression: with one shared-subscription name for both filters, rumqttd
+/// read the frames log at the offset the status log had advanced, so a
+/// device's first frame after its status was skipped until the agent's
+/// 30 s resend.
+async fn a_first_frame_after_a_status_is_acked_at_once(broker: Broker) {
+    let s = setup(broker).await;
+    let (id, token, mut device) = s.device("Porch").await;
+    device.publish_status(&online_status()).await;
+    wait_for_state(&s.app, &s.user, &id, "online").await;
+    device
+        .publish_frame(
+            device.id,
+            envelope(device.id, &token, 0, &fixture_jpeg("dog.jpg")),
+        )
+        .await;
+    let ack = ack_within(&mut device, Duration::from_secs(2))
+        .await
+        .expect("the first frame is acked within 2 s, not after a resend");
+    assert_eq!(ack.acked, [0]);
+    device.clear_retained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_first_frame_after_a_status_is_acked_at_once() {
+    a_first_frame_after_a_status_is_acked_at_once(Broker::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_a_first_frame_after_a_status_is_acked_at_once() {
+    a_first_frame_after_a_status_is_acked_at_once(Broker::Mosquitto).await;
+}
+
+/// Regression, the other half of the same cursor bug: once frames flowed,
+/// statuses (and so last wills) were read past the end of their log and lost.
+async fn a_status_after_frames_is_recorded(broker: Broker) {
+    let s = setup(broker).await;
+    let (id, token, mut device) = s.device("Attic").await;
+    let dog = fixture_jpeg("dog.jpg");
+    for seq in 0..2 {
+        device
+            .publish_frame(device.id, envelope(device.id, &token, seq, &dog))
+            .await;
+        assert_eq!(device.next_ack().await.acked, [seq]);
+    }
+    device.publish_status(&online_status()).await;
+    wait_for_state(&s.app, &s.user, &id, "online").await;
+    device.clear_retained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_status_after_frames_is_recorded() {
+    a_status_after_frames_is_recorded(Broker::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_a_status_after_frames_is_recorded() {
+    a_status_after_frames_is_recorded(Broker::Mosquitto).await;
+}

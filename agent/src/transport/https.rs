@@ -4,8 +4,11 @@
 //!
 //! Answers: 2xx = stored (the frame is deleted); 401 = the token is wrong
 //! *now* (it may be rotated in its file): keep the frame, reload, back off;
-//! 408/429/503 = later (`Retry-After`); any other 4xx = refused for good
-//! (deleted and counted); 5xx or no answer = back off and try again.
+//! 408/429/503 = later (`Retry-After`); 400/409/413/415/422 *with the cloud's
+//! JSON error body* = refused for good (deleted and counted); anything else
+//! (5xx, no answer, or a 4xx that did not come from lastseen: a proxy's 413,
+//! a firewall's 403, a 404 from a typo in `http_url`) = keep the frame, back
+//! off and try again, counted as a transport error.
 
 use std::time::Duration;
 
@@ -60,20 +63,26 @@ pub enum Reply {
     Failed(String),
 }
 
+/// `code` is the `error.code` of the cloud's JSON error body, when the
+/// answer had one. Only the cloud's own refusals of *this frame* delete it: a
+/// frame is worth more than a retry.
 pub fn classify(status: StatusCode, retry_after: Option<&str>, code: Option<String>) -> Reply {
-    match status.as_u16() {
-        200..=299 => Reply::Stored,
-        401 => Reply::Unauthorized,
-        408 | 429 | 503 => Reply::Later(
+    match (status.as_u16(), code) {
+        (200..=299, _) => Reply::Stored,
+        (401, _) => Reply::Unauthorized,
+        (408 | 429 | 503, _) => Reply::Later(
             retry_after
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs),
         ),
-        400..=499 => Reply::Refused {
-            status: status.as_u16(),
-            code: code.unwrap_or_default(),
-        },
-        other => Reply::Failed(format!("HTTP {other}")),
+        (status @ (400 | 409 | 413 | 415 | 422), Some(code)) => Reply::Refused { status, code },
+        (status @ 400..=499, Some(code)) => Reply::Failed(format!(
+            "HTTP {status} `{code}`: the cloud refuses this device's requests, not the frame (check http_url)"
+        )),
+        (status @ 400..=499, None) => Reply::Failed(format!(
+            "HTTP {status} without lastseen's error body: not the cloud's answer (check http_url, or a proxy's limits)"
+        )),
+        (other, _) => Reply::Failed(format!("HTTP {other}")),
     }
 }
 
@@ -310,5 +319,40 @@ mod tests {
             classify(StatusCode::BAD_GATEWAY, None, None),
             Reply::Failed(_)
         ));
+    }
+
+    #[test]
+    fn keeps_frames_on_refusals_that_are_not_the_clouds_verdict_on_the_frame() {
+        // A proxy's body limit, a firewall, a captive portal: no JSON error body.
+        for status in [400, 403, 404, 409, 413, 415, 422] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(
+                matches!(classify(status, None, None), Reply::Failed(_)),
+                "{status}"
+            );
+        }
+        // The cloud itself, but about the URL or the device, not the frame.
+        for (status, code) in [
+            (404, "not_found"),
+            (403, "forbidden"),
+            (405, "method_not_allowed"),
+        ] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(
+                matches!(classify(status, None, Some(code.into())), Reply::Failed(_)),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            classify(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                Some("payload_too_large".into())
+            ),
+            Reply::Refused {
+                status: 413,
+                code: "payload_too_large".into()
+            }
+        );
     }
 }

@@ -116,3 +116,49 @@ async fn every_frame_arrives_once_after_the_cloud_was_down() {
     assert_eq!(stored, (0..frames).collect::<Vec<_>>());
     assert_eq!(Counters::get(&counters.spool_dropped), 0);
 }
+
+/// A typo in `http_url` (here a path the cloud answers 404 to) must not
+/// cost frames: they stay spooled and arrive once the URL is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_pointed_at_a_wrong_url_keeps_its_frames() {
+    let cloud = Cloud::start().await;
+    let (_, device, token) = cloud.device("hall").await;
+    let spool = tempfile::tempdir().unwrap();
+    let frames = 12;
+    let mut config = agent_config(&cloud, device, &token, spool.path(), frames);
+    config.cloud.http_url = format!("http://{}/typo", cloud.addr);
+    config.gates = open_gates();
+    let running = RunningAgent::start(Agent::build(config.clone()).await.expect("agent builds"));
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
+    eventually(
+        "every frame captured and refused by the wrong URL",
+        LIMIT,
+        || {
+            let done = Counters::get(&counters.captured) == frames
+                && Counters::get(&counters.transport_errors) >= 3;
+            async move { done }
+        },
+    )
+    .await;
+    running.stop().await;
+    assert_eq!(Counters::get(&counters.rejected), 0);
+    assert_eq!(Counters::get(&counters.acked), 0);
+    assert_eq!(spool_state.gauge().frames.load(Ordering::Relaxed), frames);
+
+    // The same spool with the right URL: every frame arrives.
+    config.cloud.http_url = format!("http://{}", cloud.addr);
+    config.source.max_frames = 0;
+    let running = RunningAgent::start(Agent::build(config).await.expect("agent builds"));
+    let spool_state = running.spool.clone();
+    eventually("the kept frames delivered", LIMIT, || {
+        let done = spool_state.gauge().frames.load(Ordering::Relaxed) == 0;
+        async move { done }
+    })
+    .await;
+    running.stop().await;
+    let store = cloud.store().await;
+    assert_eq!(
+        stored_seqs(&store, device, 0..frames + 10).await,
+        (0..frames).collect::<Vec<_>>()
+    );
+}

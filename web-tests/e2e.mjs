@@ -24,7 +24,7 @@ if (!base || !fixtures || !shots) {
   process.exit(2);
 }
 if (!existsSync(CHROMIUM)) {
-  console.error(`no Chromium at ${CHROMIUM}: run scripts/setup --browser`);
+  console.error(`no Chromium at ${CHROMIUM}: run scripts/setup --tests`);
   process.exit(1);
 }
 

@@ -73,7 +73,7 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
 
 /// What the browser test needs, or a message saying how to get it.
 fn browser_prerequisites(root: &Path) -> Result<(), String> {
-    let hint = "run `scripts/setup --browser` (scripts/test does)";
+    let hint = "run `scripts/setup --tests` (scripts/test does)";
     let chromium =
         std::env::var("LASTSEEN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {

@@ -107,13 +107,28 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
-    /// Failed logins per username, and per client address, within
-    /// `login_window_secs` before further attempts get 429.
+    /// Failed logins per (client address, username) within
+    /// `login_window_secs` before further attempts get 429; the same count
+    /// of failures in a row for a username from anywhere starts a backoff.
     pub login_max_failures: u32,
     pub login_window_secs: u64,
-    /// Header carrying the client address when behind a trusted proxy (e.g.
-    /// `x-real-ip` from nginx); unset means the TCP peer address.
+    /// Failed logins per client address, across usernames, per window.
+    pub login_max_failures_per_client: u32,
+    /// The longest wait the per-username backoff imposes.
+    pub login_max_backoff_secs: u64,
+    /// Registrations per client address per `register_window_secs`.
+    pub register_max_per_client: u32,
+    pub register_window_secs: u64,
+    /// Argon2 hashes computed at once (each holds `argon2_memory_kib`), and
+    /// how long a request waits for one before 503.
+    pub argon2_max_concurrent: usize,
+    pub argon2_wait_ms: u64,
+    /// Header carrying the client address, appended by trusted proxies (e.g.
+    /// `x-forwarded-for` from nginx); unset means the TCP peer address.
     pub client_ip_header: Option<String>,
+    /// The proxies (addresses or CIDR blocks) whose `client_ip_header` is
+    /// believed: the client is the right-most address that is not one of them.
+    pub trusted_proxies: Vec<String>,
     /// Origins allowed to call the API from a browser (CORS); empty is off.
     pub cors_allowed_origins: Vec<String>,
     /// Widest thumbnail `GET /frames/{id}/image?width=` makes.
@@ -207,7 +222,14 @@ impl Default for Config {
             argon2_parallelism: 1,
             login_max_failures: 10,
             login_window_secs: 300,
+            login_max_failures_per_client: 100,
+            login_max_backoff_secs: 60,
+            register_max_per_client: 10,
+            register_window_secs: 3600,
+            argon2_max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            argon2_wait_ms: 5000,
             client_ip_header: None,
+            trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
             max_thumbnail_width: 1280,
             live_channel_capacity: 64,
@@ -389,6 +411,32 @@ impl Config {
                 .as_deref()
                 .is_none_or(|h| axum::http::HeaderName::try_from(h).is_ok()),
             "client_ip_header must be a valid header name",
+        );
+        check(
+            self.client_ip_header.is_none() || !self.trusted_proxies.is_empty(),
+            "client_ip_header needs trusted_proxies (the proxies that set it); any client could write it otherwise",
+        );
+        check(
+            self.trusted_proxies
+                .iter()
+                .all(|p| crate::http::client_ip::IpBlock::parse(p).is_some()),
+            "trusted_proxies must be IP addresses or CIDR blocks, e.g. 10.0.0.0/8",
+        );
+        check(
+            self.login_max_failures_per_client >= self.login_max_failures,
+            "login_max_failures_per_client must be at least login_max_failures",
+        );
+        check(
+            self.login_max_backoff_secs >= 1,
+            "login_max_backoff_secs must be at least 1",
+        );
+        check(
+            self.register_max_per_client >= 1 && self.register_window_secs >= 1,
+            "register_max_per_client and register_window_secs must be at least 1",
+        );
+        check(
+            self.argon2_max_concurrent >= 1,
+            "argon2_max_concurrent must be at least 1",
         );
         check(
             self.cors_allowed_origins

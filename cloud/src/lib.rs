@@ -27,7 +27,7 @@ use std::time::Duration;
 use lastseen_shared::yolox::YoloxConfig;
 use tokio::net::TcpListener;
 
-use auth::{Accounts, LoginLimits, PasswordHasher, TokenKeys};
+use auth::{Accounts, LoginLimits, PasswordHasher, ThrottleLimits, TokenKeys};
 use blob::{BlobError, BlobStore, DirBlobStore, S3BlobStore, S3Settings};
 use config::Config;
 use detect::{DetectorPool, PoolSettings};
@@ -121,8 +121,16 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             hasher,
             config.access_token_ttl_secs,
             LoginLimits {
-                max_failures: config.login_max_failures,
-                window: Duration::from_secs(config.login_window_secs),
+                throttle: ThrottleLimits {
+                    max_failures: config.login_max_failures,
+                    max_failures_per_client: config.login_max_failures_per_client,
+                    window: Duration::from_secs(config.login_window_secs),
+                    max_backoff: Duration::from_secs(config.login_max_backoff_secs),
+                },
+                register_max_per_client: config.register_max_per_client,
+                register_window: Duration::from_secs(config.register_window_secs),
+                max_concurrent_hashes: config.argon2_max_concurrent,
+                hash_wait: Duration::from_millis(config.argon2_wait_ms),
             },
             credentials.clone(),
         )),
@@ -171,6 +179,11 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             max_json_bytes: config.max_json_bytes,
             retry_after_secs: config.retry_after_secs,
             client_ip_header: config.client_ip_header.clone(),
+            trusted_proxies: config
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| http::client_ip::IpBlock::parse(p))
+                .collect(),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             live_auth_timeout: Duration::from_secs(config.live_auth_timeout_secs),
             live_ping_interval: Duration::from_secs(config.live_ping_interval_secs),

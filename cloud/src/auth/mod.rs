@@ -13,14 +13,16 @@ pub mod policy;
 pub mod token;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lastseen_shared::token::{Claims, TokenKind};
 use lastseen_shared::{DeviceId, UserId};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-pub use limiter::AttemptLimiter;
+pub use limiter::{LoginThrottle, RateBudget, ThrottleLimits};
 pub use password::{HashError, PasswordHasher};
 pub use policy::PolicyError;
 pub use token::{KeyError, SignError, TokenError, TokenKeys};
@@ -39,8 +41,10 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("wrong password")]
     WrongPassword,
-    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    #[error("too many attempts; retry in {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
+    #[error("too many password checks at once; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error("missing, invalid or expired token")]
     InvalidToken,
     #[error(transparent)]
@@ -83,9 +87,67 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
+/// How much password work the accounts service takes on.
 pub struct LoginLimits {
-    pub max_failures: u32,
-    pub window: Duration,
+    pub throttle: ThrottleLimits,
+    /// Registrations per client address per `register_window`.
+    pub register_max_per_client: u32,
+    pub register_window: Duration,
+    /// Argon2 hashes computed at once (each takes `argon2_memory_kib`).
+    pub max_concurrent_hashes: usize,
+    /// How long a request waits for a hashing slot before 503.
+    pub hash_wait: Duration,
+}
+
+/// Argon2 work in flight, bounded by a semaphore; the peak is a metric.
+struct HashSlots {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+    load: Arc<LoadCounter>,
+}
+
+#[derive(Default)]
+struct LoadCounter {
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// A held hashing slot. It moves into the blocking task, so the bound holds
+/// even when the request that asked is dropped mid-hash.
+struct HashSlot {
+    load: Arc<LoadCounter>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for HashSlot {
+    fn drop(&mut self) {
+        self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl HashSlots {
+    async fn acquire(&self) -> Result<HashSlot, AuthError> {
+        let busy = AuthError::Busy {
+            retry_after_secs: self.wait.as_secs().max(1),
+        };
+        let permit = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| busy)?
+            .map_err(|e| AuthError::Task(e.to_string()))?;
+        let now = self.load.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.load.peak.fetch_max(now, Ordering::Relaxed);
+        Ok(HashSlot {
+            load: self.load.clone(),
+            _permit: permit,
+        })
+    }
+}
+
+/// Password hashing right now and at most so far, for `/metrics`.
+#[derive(Clone, Copy, Debug)]
+pub struct HashingLoad {
+    pub in_flight: usize,
+    pub peak: usize,
 }
 
 pub struct Accounts {
@@ -94,7 +156,9 @@ pub struct Accounts {
     keys: Arc<TokenKeys>,
     hasher: PasswordHasher,
     access_ttl_secs: u64,
-    limiter: AttemptLimiter,
+    throttle: LoginThrottle,
+    registrations: RateBudget,
+    hashing: HashSlots,
     credentials: CredentialEvents,
 }
 
@@ -108,21 +172,37 @@ impl Accounts {
         limits: LoginLimits,
         credentials: CredentialEvents,
     ) -> Self {
-        let limiter = AttemptLimiter::new(limits.max_failures, limits.window);
         Self {
             store,
             blobs,
             keys,
             hasher,
             access_ttl_secs,
-            limiter,
+            throttle: LoginThrottle::new(limits.throttle),
+            registrations: RateBudget::new(limits.register_max_per_client, limits.register_window),
+            hashing: HashSlots {
+                slots: Arc::new(Semaphore::new(limits.max_concurrent_hashes.max(1))),
+                wait: limits.hash_wait,
+                load: Arc::default(),
+            },
             credentials,
         }
     }
 
-    pub async fn register(&self, username: &str, password: &str) -> Result<UserId, AuthError> {
+    /// `client` is the caller's address: registrations are limited per client.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<UserId, AuthError> {
         policy::check_username(username)?;
         policy::check_password(password)?;
+        self.registrations
+            .take(client, Instant::now())
+            .map_err(|wait| AuthError::Throttled {
+                retry_after_secs: wait.as_secs().max(1),
+            })?;
         let password_hash = self.hash(password).await?;
         let now = Utc::now();
         let user = UserRecord {
@@ -137,34 +217,37 @@ impl Accounts {
         Ok(user.id)
     }
 
-    /// `client` is the caller's address (or another per-client key); failures
-    /// are throttled per username and per client.
+    /// `client` is the caller's address (or another per-client key); attempts
+    /// are throttled per (client, username), per client and per username
+    /// before any password is checked (see [`LoginThrottle`]).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         client: &str,
     ) -> Result<AccessToken, AuthError> {
-        let keys = [format!("user:{username}"), format!("client:{client}")];
-        let now = Instant::now();
-        for key in &keys {
-            self.limiter
-                .check(key, now)
-                .map_err(|wait| AuthError::Throttled {
-                    retry_after_secs: wait.as_secs().max(1),
-                })?;
-        }
+        let attempt = self
+            .throttle
+            .begin(client, username, Instant::now())
+            .map_err(|wait| AuthError::Throttled {
+                retry_after_secs: wait.as_secs().max(1),
+            })?;
         let user = self.store.user_by_username(username).await?;
         let verified = self
             .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
             .await?;
         let Some(user) = user.filter(|_| verified) else {
-            keys.iter()
-                .for_each(|key| self.limiter.record_failure(key, now));
             return Err(AuthError::InvalidCredentials);
         };
-        self.limiter.reset(&keys[0]);
+        self.throttle.succeeded(attempt);
         self.issue(user.id, user.tokens_valid_after)
+    }
+
+    pub fn hashing_load(&self) -> HashingLoad {
+        HashingLoad {
+            in_flight: self.hashing.load.in_flight.load(Ordering::Relaxed),
+            peak: self.hashing.load.peak.load(Ordering::Relaxed),
+        }
     }
 
     /// The user a bearer token speaks for: the signature and expiry hold, the
@@ -294,11 +377,15 @@ impl Accounts {
     }
 
     async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        let slot = self.hashing.acquire().await?;
         let hasher = self.hasher.clone();
         let password = password.to_owned();
-        Ok(tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|e| AuthError::Task(e.to_string()))??)
+        Ok(tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hasher.hash(&password)
+        })
+        .await
+        .map_err(|e| AuthError::Task(e.to_string()))??)
     }
 
     /// Hashing runs even without a stored hash, so an unknown username costs
@@ -307,11 +394,15 @@ impl Accounts {
         if password.len() > policy::MAX_PASSWORD_BYTES {
             return Ok(false);
         }
+        let slot = self.hashing.acquire().await?;
         let hasher = self.hasher.clone();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || match stored_hash {
-            Some(hash) => hasher.verify(&password, &hash),
-            None => hasher.verify_decoy(&password),
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            match stored_hash {
+                Some(hash) => hasher.verify(&password, &hash),
+                None => hasher.verify_decoy(&password),
+            }
         })
         .await
         .map_err(|e| AuthError::Task(e.to_string()))

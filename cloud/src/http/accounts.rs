@@ -71,15 +71,22 @@ struct TokenAnswer {
         (status = 409, description = "`username_taken`.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many registrations from this client address.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "`overloaded`: too many password checks at once.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
     )
 )]
 async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    let client = client_address(&state.limits, &headers, peer);
     let id = state
         .accounts
-        .register(&body.username, &body.password)
+        .register(&body.username, &body.password, &client)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -107,7 +114,9 @@ async fn register(
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
-        (status = 429, description = "`too_many_attempts`: too many failed logins for this username or client.", body = ErrorBody,
+        (status = 429, description = "`too_many_attempts`: too many failed logins for this username and client, from this client, or for this username (backoff).", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "`overloaded`: too many password checks at once.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
     )
 )]
@@ -256,14 +265,11 @@ fn token_answer(token: AccessToken) -> TokenAnswer {
     }
 }
 
-/// The TCP peer, unless a trusted proxy's header is configured and present.
 fn client_address(limits: &HttpLimits, headers: &HeaderMap, peer: SocketAddr) -> String {
-    limits
-        .client_ip_header
-        .as_deref()
-        .and_then(|name| headers.get(name))
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
-        .map(|value| value.trim().chars().take(64).collect())
-        .unwrap_or_else(|| peer.ip().to_string())
+    super::client_ip::client_key(
+        limits.client_ip_header.as_deref(),
+        &limits.trusted_proxies,
+        headers,
+        peer,
+    )
 }

@@ -168,6 +168,15 @@ impl From<AuthError> for ApiError {
                 )
                 .with_retry_after(secs)
             }
+            AuthError::Busy { retry_after_secs } => {
+                let secs = u32::try_from(*retry_after_secs).unwrap_or(u32::MAX);
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    error.to_string(),
+                )
+                .with_retry_after(secs)
+            }
             AuthError::InvalidToken => ApiError::unauthorized(),
             AuthError::Store(_) | AuthError::Hash(_) | AuthError::Sign(_) | AuthError::Task(_) => {
                 ApiError::internal(&error)

@@ -2,6 +2,7 @@
 //! Handlers parse, call the domain, and map the result; nothing else.
 
 mod accounts;
+pub mod client_ip;
 mod control;
 mod device_frames;
 mod devices;
@@ -44,8 +45,9 @@ pub struct HttpLimits {
     pub max_frame_bytes: usize,
     pub max_json_bytes: usize,
     pub retry_after_secs: u32,
-    /// Trusted proxy header with the client address, for login throttling.
+    /// Header with the client address, set by `trusted_proxies`, for throttling.
     pub client_ip_header: Option<String>,
+    pub trusted_proxies: Vec<client_ip::IpBlock>,
     /// Browser origins allowed by CORS; empty means CORS is off.
     pub cors_allowed_origins: Vec<String>,
     /// Time a live WebSocket has to authenticate.

@@ -222,6 +222,7 @@ mod tests {
             max_json_bytes: 1,
             retry_after_secs: 1,
             client_ip_header: None,
+            trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
             live_auth_timeout: std::time::Duration::from_secs(1),
             live_ping_interval: std::time::Duration::from_secs(1),

@@ -50,6 +50,7 @@ pub struct Gauges<'a> {
     pub queue_depth: usize,
     pub queue_capacity: usize,
     pub detection_seconds: &'a Histogram,
+    pub password_hashing: crate::auth::HashingLoad,
 }
 
 #[derive(Default)]
@@ -193,6 +194,28 @@ impl Metrics {
             "lastseen_detection_seconds",
             "Time to decode a frame and run the detector on it.",
         );
+        header(
+            &mut out,
+            "lastseen_password_hashes_in_flight",
+            "gauge",
+            "Argon2 hashes being computed now (bounded by argon2_max_concurrent).",
+        );
+        let _ = writeln!(
+            out,
+            "lastseen_password_hashes_in_flight {}",
+            gauges.password_hashing.in_flight
+        );
+        header(
+            &mut out,
+            "lastseen_password_hashes_in_flight_peak",
+            "gauge",
+            "The most Argon2 hashes computed at once since the process started.",
+        );
+        let _ = writeln!(
+            out,
+            "lastseen_password_hashes_in_flight_peak {}",
+            gauges.password_hashing.peak
+        );
         out
     }
 }
@@ -254,6 +277,10 @@ mod tests {
             queue_depth: 3,
             queue_capacity: 64,
             detection_seconds: &histogram,
+            password_hashing: crate::auth::HashingLoad {
+                in_flight: 0,
+                peak: 2,
+            },
         });
         for line in [
             "lastseen_frames_received_total{transport=\"http\"} 1",
@@ -264,6 +291,7 @@ mod tests {
             "lastseen_frames_dropped_total{transport=\"mqtt\",reason=\"forged_token\"} 2",
             "lastseen_mqtt_acks_sent_total 1",
             "lastseen_detect_queue_depth 3",
+            "lastseen_password_hashes_in_flight_peak 2",
             "lastseen_detection_seconds_count 1",
             "lastseen_detection_seconds_bucket{le=\"0.02\"} 1",
             "lastseen_detection_seconds_bucket{le=\"0.01\"} 0",

@@ -79,6 +79,9 @@ pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
         detect_threads: 1,
         argon2_memory_kib: 256,
         argon2_iterations: 1,
+        // Every test client registers from 127.0.0.1; the throttling tests
+        // set their own limits.
+        register_max_per_client: 1000,
         jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
         log: "warn".to_owned(),
         // Tests never take fixed ports: the ones that need MQTT ask for it

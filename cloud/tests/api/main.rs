@@ -16,6 +16,7 @@ mod openapi;
 mod queries;
 mod retention;
 mod sessions;
+mod throttling;
 mod thumbnails;
 mod two_nodes;
 mod web;

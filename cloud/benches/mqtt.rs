@@ -130,10 +130,9 @@ async fn device(
                 device: id,
                 seq: next,
                 captured_at: Utc::now(),
-                token: token.clone(),
                 measurements: Vec::new(),
             };
-            let message = envelope::encode(&header, &jpeg)?;
+            let message = envelope::encode_v1(&header, &token, &jpeg)?;
             sent_at.insert(next, Instant::now());
             client
                 .publish(topics.frames(id), QoS::AtLeastOnce, false, message)
@@ -158,7 +157,6 @@ async fn device(
                         device: id,
                         seq,
                         captured_at: Utc::now(),
-                        token: token.clone(),
                         measurements: Vec::new(),
                     };
                     *at = Instant::now();
@@ -167,7 +165,7 @@ async fn device(
                             topics.frames(id),
                             QoS::AtLeastOnce,
                             false,
-                            envelope::encode(&header, &jpeg)?,
+                            envelope::encode_v1(&header, &token, &jpeg)?,
                         )
                         .await?;
                 }

@@ -144,6 +144,7 @@ impl TokenKeys {
             iat,
             exp: iat.saturating_add(ttl),
             jti,
+            mk: None,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| SignError(e.to_string()))?;
@@ -234,6 +235,7 @@ mod tests {
             iat: now - 100,
             exp: now - 60,
             jti: Uuid::now_v7(),
+            mk: None,
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();

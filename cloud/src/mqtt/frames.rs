@@ -89,7 +89,10 @@ pub async fn handle(
     if header.device != topic_device {
         return Verdict::Drop(Dropped::TopicMismatch);
     }
-    let device = match accounts.authenticate_device(&header.token).await {
+    let envelope::Credential::Token(token) = &envelope.credential else {
+        return Verdict::Drop(Dropped::BadEnvelope);
+    };
+    let device = match accounts.authenticate_device(token).await {
         Ok(device) if device.id == header.device => device,
         Ok(_) | Err(AuthError::InvalidToken) => return Verdict::Drop(Dropped::ForgedToken),
         Err(error) => {

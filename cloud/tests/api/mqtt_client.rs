@@ -158,14 +158,14 @@ pub(crate) async fn try_login(
 
 pub(crate) fn envelope(device: DeviceId, token: &str, seq: u64, jpeg: &[u8]) -> Vec<u8> {
     let captured_at: DateTime<Utc> = Utc::now();
-    envelope::encode(
+    envelope::encode_v1(
         &EnvelopeHeader {
             device,
             seq,
             captured_at,
-            token: token.to_owned(),
             measurements: Vec::new(),
         },
+        token,
         jpeg,
     )
     .expect("encodes")

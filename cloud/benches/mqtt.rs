@@ -17,7 +17,8 @@ use anyhow::{Context, Result, bail, ensure};
 use chrono::Utc;
 use lastseen_cloud::config::{Config, MqttMode, Secret};
 use lastseen_shared::envelope::{self, EnvelopeHeader};
-use lastseen_shared::{Ack, DeviceId, Topics};
+use lastseen_shared::signed::{self, SignedKind};
+use lastseen_shared::{Ack, DeviceId, DeviceKey, Topics};
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -87,10 +88,13 @@ async fn device(
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);
     eventloop.set_network_options(network);
+    // Envelopes v2 and signed acks, as agents send and check them.
+    let key = DeviceKey::from_token(&token).context("the device token carries no key")?;
     let (acks, mut ack_rx) = mpsc::unbounded_channel::<Ack>();
     let (ready, ready_rx) = tokio::sync::oneshot::channel();
     let ack_topic = topics.ack(id);
     let subscriber = client.clone();
+    let ack_key = key.clone();
     let poller = tokio::spawn(async move {
         let mut ready = Some(ready);
         loop {
@@ -106,7 +110,8 @@ async fn device(
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if let Ok(ack) = serde_json::from_slice(&p.payload) {
+                    let body = signed::open(Some(&ack_key), SignedKind::Ack, id, &p.payload);
+                    if let Some(ack) = body.ok().and_then(|b| serde_json::from_slice(b).ok()) {
                         let _ = acks.send(ack);
                     }
                 }
@@ -130,10 +135,9 @@ async fn device(
                 device: id,
                 seq: next,
                 captured_at: Utc::now(),
-                token: token.clone(),
                 measurements: Vec::new(),
             };
-            let message = envelope::encode(&header, &jpeg)?;
+            let message = envelope::encode_v2(&header, &jpeg, &key)?;
             sent_at.insert(next, Instant::now());
             client
                 .publish(topics.frames(id), QoS::AtLeastOnce, false, message)
@@ -158,7 +162,6 @@ async fn device(
                         device: id,
                         seq,
                         captured_at: Utc::now(),
-                        token: token.clone(),
                         measurements: Vec::new(),
                     };
                     *at = Instant::now();
@@ -167,7 +170,7 @@ async fn device(
                             topics.frames(id),
                             QoS::AtLeastOnce,
                             false,
-                            envelope::encode(&header, &jpeg)?,
+                            envelope::encode_v2(&header, &jpeg, &key)?,
                         )
                         .await?;
                 }

@@ -102,6 +102,12 @@ pub struct Config {
     /// `jwt_secret_file` is set, a key is generated once and kept in the data dir.
     pub jwt_secret: Option<Secret>,
     pub jwt_secret_file: Option<PathBuf>,
+    /// Master key (at least 32 bytes) of the per-device MAC keys that
+    /// authenticate MQTT frames, acks and configs. When neither this nor
+    /// `device_key_secret_file` is set, it is derived from the token key.
+    /// Changing it changes every device's key: devices need new tokens.
+    pub device_key_secret: Option<Secret>,
+    pub device_key_secret_file: Option<PathBuf>,
     pub access_token_ttl_secs: u64,
     pub device_token_ttl_days: u64,
     pub argon2_memory_kib: u32,
@@ -214,6 +220,8 @@ impl Default for Config {
             max_devices_per_user: 100,
             jwt_secret: None,
             jwt_secret_file: None,
+            device_key_secret: None,
+            device_key_secret_file: None,
             access_token_ttl_secs: 3600,
             device_token_ttl_days: 3650,
             // OWASP's first Argon2id recommendation: m=19 MiB, t=2, p=1.
@@ -449,6 +457,20 @@ impl Config {
             "set jwt_secret or jwt_secret_file, not both",
         );
         check(
+            self.device_key_secret.is_none() || self.device_key_secret_file.is_none(),
+            "set device_key_secret or device_key_secret_file, not both",
+        );
+        if let Some(secret) = &self.device_key_secret {
+            check(
+                secret.expose().len() >= 32,
+                "device_key_secret must be at least 32 bytes",
+            );
+            check(
+                self.jwt_secret.as_ref() != Some(secret),
+                "device_key_secret must differ from jwt_secret (keep the two keys apart)",
+            );
+        }
+        check(
             self.s3_bucket.as_deref().is_none_or(is_bucket_name),
             "s3_bucket must be 3 to 63 lowercase letters, digits, `-` or `.`",
         );
@@ -600,6 +622,10 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_secret_file: Option<PathBuf>,
+    /// File holding the device MAC keys' master [default: derived from the token key].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_key_secret_file: Option<PathBuf>,
     /// MQTT transport [default: embedded].
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -813,6 +839,42 @@ mod tests {
             );
             assert!(config.s3_create_bucket && config.s3_path_style);
             assert!(!format!("{config:?}").contains("minio-secret"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_device_key_secret_is_checked_and_comes_from_the_environment() {
+        let problems = |config: Config| match config.validate() {
+            Err(ConfigError::Invalid(problems)) => problems,
+            Ok(()) => Vec::new(),
+            Err(other) => panic!("{other}"),
+        };
+        assert_eq!(
+            problems(Config {
+                device_key_secret: Some(Secret::new("short")),
+                device_key_secret_file: Some("device.key".into()),
+                ..Config::default()
+            }),
+            [
+                "set device_key_secret or device_key_secret_file, not both",
+                "device_key_secret must be at least 32 bytes"
+            ]
+        );
+        let same = Secret::new("s".repeat(40));
+        assert_eq!(
+            problems(Config {
+                jwt_secret: Some(same.clone()),
+                device_key_secret: Some(same),
+                ..Config::default()
+            }),
+            ["device_key_secret must differ from jwt_secret (keep the two keys apart)"]
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LASTSEEN_DEVICE_KEY_SECRET", "d".repeat(40));
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.device_key_secret, Some(Secret::new("d".repeat(40))));
+            assert!(!format!("{config:?}").contains("dddd"));
             Ok(())
         });
     }

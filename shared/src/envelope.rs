@@ -1,34 +1,49 @@
 //! The frame envelope: how one frame travels over MQTT (and anywhere else a
 //! single binary message is handier than HTTP headers).
 //!
-//! Version 1, all integers big-endian:
+//! Two versions, all integers big-endian. Version 2 authenticates the frame
+//! with the device's MAC key ([`crate::device_key`]) and carries no reusable
+//! credential; version 1 carried the device's bearer token, which every
+//! subscriber of the frames topic could collect. Agents send version 2 when
+//! their token carries a key. **Version 1 is decoded for one more release
+//! (until 0.3)**, for agents whose tokens were issued before keys existed.
 //!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 4 | magic `LSFE` |
-//! | 4 | 1 | version, `1` |
-//! | 5 | 1 | flags, `0` (reserved; a decoder rejects unknown bits) |
-//! | 6 | 16 | device id (UUID bytes) |
-//! | 22 | 8 | seq (u64) |
-//! | 30 | 8 | captured_at, milliseconds since the Unix epoch (i64) |
-//! | 38 | 2 | token length T (u16, at most [`MAX_TOKEN_LEN`]) |
-//! | 40 | T | device token (UTF-8 JWT) |
-//! | 40+T | 1 | measurement count M (at most [`MAX_MEASUREMENTS`]) |
-//! | | M × (1 + N + 4) | name length N (1..=[`MAX_NAME_LEN`]), name (`[a-z0-9_]`), value (f32, finite) |
-//! | | 4 | JPEG length J (u32) |
-//! | | J | the JPEG, which ends the message (no trailing bytes) |
+//! | offset (v1) | offset (v2) | size | field |
+//! |---|---|---|---|
+//! | 0 | 0 | 4 | magic `LSFE` |
+//! | 4 | 4 | 1 | version, `1` or `2` |
+//! | 5 | 5 | 1 | flags, `0` (reserved; a decoder rejects unknown bits) |
+//! | 6 | 6 | 16 | device id (UUID bytes) |
+//! | 22 | 22 | 8 | seq (u64) |
+//! | 30 | 30 | 8 | captured_at, milliseconds since the Unix epoch (i64) |
+//! | 38 | - | 2 | v1 only: token length T (u16, at most [`MAX_TOKEN_LEN`]) |
+//! | 40 | - | T | v1 only: device token (UTF-8 JWT) |
+//! | 40+T | 38 | 1 | measurement count M (at most [`MAX_MEASUREMENTS`]) |
+//! | | | M × (1 + N + 4) | name length N (1..=[`MAX_NAME_LEN`]), name (`[a-z0-9_]`), value (f32, finite) |
+//! | - | | 32 | v2 only: tag, HMAC-SHA256 with the device key over every other byte of the message, in order |
+//! | | | 4 | JPEG length J (u32) |
+//! | | | J | the JPEG, which ends the message (no trailing bytes) |
 //!
-//! Measurements are what the agent's gates saw (mean luma, changed fraction,
-//! person score ...): the cloud records them, it never needs them to decide.
-//! [`decode`] never panics and never allocates more than the input's size.
+//! The tag sits before the JPEG length so the JPEG still ends the message
+//! and a receiver can slice it without copying. Measurements are what the
+//! agent's gates saw (mean luma, changed fraction, person score ...): the
+//! cloud records them, it never needs them to decide. [`decode`] checks the
+//! layout only, never panics and never allocates more than the input's size;
+//! [`Envelope::verify`] checks a v2 tag.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::device_key::{DeviceKey, TAG_LEN};
 use crate::ids::DeviceId;
 
 pub const MAGIC: [u8; 4] = *b"LSFE";
-pub const VERSION: u8 = 1;
+/// The version that carries the device token (decoded until 0.3).
+pub const VERSION_TOKEN: u8 = 1;
+/// The version authenticated with the device key.
+pub const VERSION_MAC: u8 = 2;
 pub const MAX_TOKEN_LEN: usize = 4096;
 pub const MAX_MEASUREMENTS: usize = 32;
 pub const MAX_NAME_LEN: usize = 32;
@@ -38,7 +53,9 @@ pub const MAX_NAME_LEN: usize = 32;
 pub enum EnvelopeError {
     #[error("not a lastseen frame envelope (bad magic)")]
     Magic,
-    #[error("unsupported envelope version {0} (this build reads version {VERSION})")]
+    #[error(
+        "unsupported envelope version {0} (this build reads versions {VERSION_TOKEN} and {VERSION_MAC})"
+    )]
     Version(u8),
     #[error("unknown envelope flags {0:#04x}")]
     Flags(u8),
@@ -67,14 +84,45 @@ pub struct Measurement {
     pub value: f32,
 }
 
-/// Everything in an envelope except the image.
+/// What an envelope says about its frame.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnvelopeHeader {
     pub device: DeviceId,
     pub seq: u64,
     pub captured_at: DateTime<Utc>,
-    pub token: String,
     pub measurements: Vec<Measurement>,
+}
+
+/// How an envelope proves where it comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Version 1: the device's bearer token (legacy, decoded until 0.3).
+    Token(String),
+    /// Version 2: the tag computed with the device key.
+    Mac([u8; TAG_LEN]),
+}
+
+impl Credential {
+    pub fn version(&self) -> u8 {
+        match self {
+            Credential::Token(_) => VERSION_TOKEN,
+            Credential::Mac(_) => VERSION_MAC,
+        }
+    }
+}
+
+/// Keeps tokens out of logs and test failure output.
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Token(_) => f.write_str("Token(***)"),
+            Credential::Mac(tag) => {
+                f.write_str("Mac(")?;
+                tag.iter().try_for_each(|b| write!(f, "{b:02x}"))?;
+                f.write_str(")")
+            }
+        }
+    }
 }
 
 /// A decoded envelope; the JPEG borrows from the input, so a receiver holding
@@ -82,6 +130,7 @@ pub struct EnvelopeHeader {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Envelope<'a> {
     pub header: EnvelopeHeader,
+    pub credential: Credential,
     pub jpeg: &'a [u8],
 }
 
@@ -90,11 +139,61 @@ impl Envelope<'_> {
     pub fn jpeg_offset(&self, input: &[u8]) -> usize {
         input.len() - self.jpeg.len()
     }
+
+    /// Whether this v2 envelope, decoded from `input`, carries the tag of
+    /// `key` (compared in constant time). Always false for v1.
+    pub fn verify(&self, input: &[u8], key: &DeviceKey) -> bool {
+        let Credential::Mac(tag) = &self.credential else {
+            return false;
+        };
+        // The tag lies just before the JPEG length.
+        let Some(tag_at) = input.len().checked_sub(self.jpeg.len() + 4 + TAG_LEN) else {
+            return false;
+        };
+        let (Some(before), Some(after)) = (input.get(..tag_at), input.get(tag_at + TAG_LEN..))
+        else {
+            return false;
+        };
+        input.get(tag_at..tag_at + TAG_LEN) == Some(&tag[..]) && key.verify(&[before, after], tag)
+    }
 }
 
-/// Encodes a header and a JPEG into one message.
-pub fn encode(header: &EnvelopeHeader, jpeg: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
-    if header.token.len() > MAX_TOKEN_LEN {
+/// Encodes an envelope as it is: version 1 with its token, version 2 with
+/// the tag it carries (see [`encode_v2`] to compute one).
+pub fn encode(envelope: &Envelope<'_>) -> Result<Vec<u8>, EnvelopeError> {
+    write(&envelope.header, &envelope.credential, envelope.jpeg).map(|(bytes, _)| bytes)
+}
+
+/// A version 1 envelope, carrying the device token (legacy).
+pub fn encode_v1(
+    header: &EnvelopeHeader,
+    token: &str,
+    jpeg: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
+    write(header, &Credential::Token(token.to_owned()), jpeg).map(|(bytes, _)| bytes)
+}
+
+/// A version 2 envelope, authenticated with the device key.
+pub fn encode_v2(
+    header: &EnvelopeHeader,
+    jpeg: &[u8],
+    key: &DeviceKey,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let (mut bytes, tag_at) = write(header, &Credential::Mac([0; TAG_LEN]), jpeg)?;
+    let tag = key.tag(&[&bytes[..tag_at], &bytes[tag_at + TAG_LEN..]]);
+    bytes[tag_at..tag_at + TAG_LEN].copy_from_slice(&tag);
+    Ok(bytes)
+}
+
+/// The message, and where its tag starts (v2; 0 for v1).
+fn write(
+    header: &EnvelopeHeader,
+    credential: &Credential,
+    jpeg: &[u8],
+) -> Result<(Vec<u8>, usize), EnvelopeError> {
+    if let Credential::Token(token) = credential
+        && token.len() > MAX_TOKEN_LEN
+    {
         return Err(EnvelopeError::Token);
     }
     if header.measurements.len() > MAX_MEASUREMENTS {
@@ -111,36 +210,49 @@ pub fn encode(header: &EnvelopeHeader, jpeg: &[u8]) -> Result<Vec<u8>, EnvelopeE
         return Err(EnvelopeError::JpegLength);
     }
     let names: usize = header.measurements.iter().map(|m| 5 + m.name.len()).sum();
-    let mut out = Vec::with_capacity(45 + header.token.len() + names + jpeg.len());
+    let credential_len = match credential {
+        Credential::Token(token) => 2 + token.len(),
+        Credential::Mac(_) => TAG_LEN,
+    };
+    let mut out = Vec::with_capacity(43 + credential_len + names + jpeg.len());
     out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
+    out.push(credential.version());
     out.push(0);
     out.extend_from_slice(header.device.as_uuid().as_bytes());
     out.extend_from_slice(&header.seq.to_be_bytes());
     out.extend_from_slice(&header.captured_at.timestamp_millis().to_be_bytes());
-    // Both fit: checked against MAX_TOKEN_LEN and MAX_MEASUREMENTS above.
-    out.extend_from_slice(&(header.token.len() as u16).to_be_bytes());
-    out.extend_from_slice(header.token.as_bytes());
+    if let Credential::Token(token) = credential {
+        // Fits: checked against MAX_TOKEN_LEN above.
+        out.extend_from_slice(&(token.len() as u16).to_be_bytes());
+        out.extend_from_slice(token.as_bytes());
+    }
+    // Fits: checked against MAX_MEASUREMENTS above.
     out.push(header.measurements.len() as u8);
     for m in &header.measurements {
         out.push(m.name.len() as u8);
         out.extend_from_slice(m.name.as_bytes());
         out.extend_from_slice(&m.value.to_be_bytes());
     }
+    let mut tag_at = 0;
+    if let Credential::Mac(tag) = credential {
+        tag_at = out.len();
+        out.extend_from_slice(tag);
+    }
     out.extend_from_slice(&jpeg_len.to_be_bytes());
     out.extend_from_slice(jpeg);
-    Ok(out)
+    Ok((out, tag_at))
 }
 
-/// Decodes a message. Checks the layout only: the token's signature and the
-/// JPEG's contents are the receiver's business.
+/// Decodes a message of either version. Checks the layout only: the token,
+/// the tag ([`Envelope::verify`]) and the JPEG's contents are the
+/// receiver's business.
 pub fn decode(input: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     let mut r = Reader { rest: input };
     if r.take(4, "magic")? != MAGIC {
         return Err(EnvelopeError::Magic);
     }
     let version = r.u8("version")?;
-    if version != VERSION {
+    if version != VERSION_TOKEN && version != VERSION_MAC {
         return Err(EnvelopeError::Version(version));
     }
     let flags = r.u8("flags")?;
@@ -152,13 +264,17 @@ pub fn decode(input: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     let captured_ms = i64::from_be_bytes(r.array("captured_at")?);
     let captured_at =
         DateTime::from_timestamp_millis(captured_ms).ok_or(EnvelopeError::CapturedAt)?;
-    let token_len = usize::from(u16::from_be_bytes(r.array("token length")?));
-    if token_len > MAX_TOKEN_LEN {
-        return Err(EnvelopeError::Token);
-    }
-    let token = std::str::from_utf8(r.take(token_len, "token")?)
-        .map_err(|_| EnvelopeError::Token)?
-        .to_owned();
+    let token = if version == VERSION_TOKEN {
+        let token_len = usize::from(u16::from_be_bytes(r.array("token length")?));
+        if token_len > MAX_TOKEN_LEN {
+            return Err(EnvelopeError::Token);
+        }
+        let token =
+            std::str::from_utf8(r.take(token_len, "token")?).map_err(|_| EnvelopeError::Token)?;
+        Some(token.to_owned())
+    } else {
+        None
+    };
     let count = usize::from(r.u8("measurement count")?);
     if count > MAX_MEASUREMENTS {
         return Err(EnvelopeError::TooManyMeasurements);
@@ -176,6 +292,10 @@ pub fn decode(input: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
         }
         measurements.push(Measurement { name, value });
     }
+    let credential = match token {
+        Some(token) => Credential::Token(token),
+        None => Credential::Mac(r.array("tag")?),
+    };
     let jpeg_len = u32::from_be_bytes(r.array("jpeg length")?) as usize;
     if jpeg_len == 0 {
         return Err(EnvelopeError::JpegLength);
@@ -189,9 +309,9 @@ pub fn decode(input: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
             device,
             seq,
             captured_at,
-            token,
             measurements,
         },
+        credential,
         jpeg,
     })
 }
@@ -236,14 +356,16 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device_key::KEY_LEN;
     use proptest::prelude::*;
+
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.e30.sig";
 
     fn header() -> EnvelopeHeader {
         EnvelopeHeader {
             device: DeviceId::new(),
             seq: 42,
             captured_at: DateTime::from_timestamp_millis(1_763_900_000_123).unwrap(),
-            token: "eyJhbGciOiJIUzI1NiJ9.e30.sig".to_owned(),
             measurements: vec![
                 Measurement {
                     name: "luma_mean".to_owned(),
@@ -257,41 +379,87 @@ mod tests {
         }
     }
 
+    fn key() -> DeviceKey {
+        DeviceKey::from_bytes([5; KEY_LEN])
+    }
+
+    const JPEG: [u8; 9] = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
+
     #[test]
-    fn round_trips_and_the_jpeg_ends_the_message() {
+    fn v1_round_trips_and_the_jpeg_ends_the_message() {
         let header = header();
-        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
-        let bytes = encode(&header, &jpeg).unwrap();
+        let bytes = encode_v1(&header, TOKEN, &JPEG).unwrap();
         let decoded = decode(&bytes).unwrap();
         assert_eq!(decoded.header, header);
-        assert_eq!(decoded.jpeg, jpeg);
-        assert_eq!(&bytes[decoded.jpeg_offset(&bytes)..], jpeg);
+        assert_eq!(decoded.credential, Credential::Token(TOKEN.to_owned()));
+        assert_eq!(decoded.jpeg, JPEG);
+        assert_eq!(&bytes[decoded.jpeg_offset(&bytes)..], JPEG);
         assert_eq!(&bytes[..6], b"LSFE\x01\x00");
+        // A v1 envelope has no tag to check.
+        assert!(!decoded.verify(&bytes, &key()));
+    }
+
+    #[test]
+    fn v2_round_trips_verifies_and_carries_no_token() {
+        let header = header();
+        let bytes = encode_v2(&header, &JPEG, &key()).unwrap();
+        assert_eq!(&bytes[..6], b"LSFE\x02\x00");
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(decoded.header, header);
+        assert!(matches!(decoded.credential, Credential::Mac(_)));
+        assert_eq!(&bytes[decoded.jpeg_offset(&bytes)..], JPEG);
+        assert!(decoded.verify(&bytes, &key()));
+        assert!(!decoded.verify(&bytes, &DeviceKey::from_bytes([6; KEY_LEN])));
+        // The tag is the 32 bytes before the JPEG length, over all the others.
+        let tag_at = bytes.len() - JPEG.len() - 4 - TAG_LEN;
+        let expected = key().tag(&[&bytes[..tag_at], &bytes[tag_at + TAG_LEN..]]);
+        assert_eq!(decoded.credential, Credential::Mac(expected));
+        // The same header re-encoded as it was decoded: the same bytes.
+        assert_eq!(encode(&decoded).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_v2_envelope_changed_anywhere_does_not_verify() {
+        let bytes = encode_v2(&header(), &JPEG, &key()).unwrap();
+        for i in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[i] ^= 0x01;
+            if let Ok(decoded) = decode(&changed) {
+                assert!(
+                    !decoded.verify(&changed, &key()),
+                    "byte {i} changed unnoticed"
+                );
+            }
+        }
     }
 
     #[test]
     fn every_prefix_is_truncated_and_trailing_bytes_are_refused() {
-        let bytes = encode(&header(), b"\xFF\xD8jpeg").unwrap();
-        for end in 0..bytes.len() {
-            assert!(
-                decode(&bytes[..end]).is_err(),
-                "a prefix of {end} bytes decoded"
-            );
+        for bytes in [
+            encode_v1(&header(), TOKEN, b"\xFF\xD8jpeg").unwrap(),
+            encode_v2(&header(), b"\xFF\xD8jpeg", &key()).unwrap(),
+        ] {
+            for end in 0..bytes.len() {
+                assert!(
+                    decode(&bytes[..end]).is_err(),
+                    "a prefix of {end} bytes decoded"
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(decode(&longer), Err(EnvelopeError::TrailingBytes(1)));
         }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert_eq!(decode(&longer), Err(EnvelopeError::TrailingBytes(1)));
     }
 
     #[test]
     fn refuses_what_it_cannot_read() {
-        let bytes = encode(&header(), b"\xFF\xD8").unwrap();
+        let bytes = encode_v1(&header(), TOKEN, b"\xFF\xD8").unwrap();
         let mut other = bytes.clone();
         other[0] = b'X';
         assert_eq!(decode(&other), Err(EnvelopeError::Magic));
         let mut other = bytes.clone();
-        other[4] = 2;
-        assert_eq!(decode(&other), Err(EnvelopeError::Version(2)));
+        other[4] = 3;
+        assert_eq!(decode(&other), Err(EnvelopeError::Version(3)));
         let mut other = bytes.clone();
         other[5] = 1;
         assert_eq!(decode(&other), Err(EnvelopeError::Flags(1)));
@@ -302,19 +470,30 @@ mod tests {
 
     #[test]
     fn encode_refuses_bad_headers() {
-        let mut bad = header();
-        bad.token = "x".repeat(MAX_TOKEN_LEN + 1);
-        assert_eq!(encode(&bad, b"j"), Err(EnvelopeError::Token));
+        let long = "x".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(encode_v1(&header(), &long, b"j"), Err(EnvelopeError::Token));
         let mut bad = header();
         bad.measurements[0].name = "Luma".to_owned();
-        assert_eq!(encode(&bad, b"j"), Err(EnvelopeError::MeasurementName));
+        assert_eq!(
+            encode_v2(&bad, b"j", &key()),
+            Err(EnvelopeError::MeasurementName)
+        );
         let mut bad = header();
         bad.measurements[0].value = f32::NAN;
         assert!(matches!(
-            encode(&bad, b"j"),
+            encode_v1(&bad, TOKEN, b"j"),
             Err(EnvelopeError::MeasurementValue(_))
         ));
-        assert_eq!(encode(&header(), b""), Err(EnvelopeError::JpegLength));
+        assert_eq!(
+            encode_v2(&header(), b"", &key()),
+            Err(EnvelopeError::JpegLength)
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let debug = format!("{:?}", Credential::Token(TOKEN.to_owned()));
+        assert!(!debug.contains(TOKEN), "{debug}");
     }
 
     fn any_header() -> impl Strategy<Value = EnvelopeHeader> {
@@ -322,19 +501,24 @@ mod tests {
             any::<u128>(),
             any::<u64>(),
             -8_000_000_000_000i64..8_000_000_000_000,
-            "[A-Za-z0-9._-]{0,300}",
             proptest::collection::vec(("[a-z0-9_]{1,32}", -1e6f32..1e6), 0..8),
         )
-            .prop_map(|(device, seq, ms, token, measurements)| EnvelopeHeader {
+            .prop_map(|(device, seq, ms, measurements)| EnvelopeHeader {
                 device: DeviceId::from_uuid(Uuid::from_u128(device)),
                 seq,
                 captured_at: DateTime::from_timestamp_millis(ms).unwrap(),
-                token,
                 measurements: measurements
                     .into_iter()
                     .map(|(name, value)| Measurement { name, value })
                     .collect(),
             })
+    }
+
+    fn any_credential() -> impl Strategy<Value = Credential> {
+        prop_oneof![
+            "[A-Za-z0-9._-]{0,300}".prop_map(Credential::Token),
+            any::<[u8; TAG_LEN]>().prop_map(Credential::Mac),
+        ]
     }
 
     proptest! {
@@ -346,26 +530,48 @@ mod tests {
         #[test]
         fn decode_never_panics_on_mutated_envelopes(
             header in any_header(),
+            credential in any_credential(),
             jpeg in proptest::collection::vec(any::<u8>(), 1..64),
             flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
         ) {
-            let mut bytes = encode(&header, &jpeg).unwrap();
+            let envelope = Envelope { header, credential, jpeg: &jpeg };
+            let mut bytes = encode(&envelope).unwrap();
             for (at, value) in flips {
                 let i = at.index(bytes.len());
                 bytes[i] = value;
             }
             if let Ok(decoded) = decode(&bytes) {
                 // Whatever decodes re-encodes to the same bytes: one spelling per envelope.
-                prop_assert_eq!(encode(&decoded.header, decoded.jpeg).unwrap(), bytes);
+                prop_assert_eq!(encode(&decoded).unwrap(), bytes);
             }
         }
 
         #[test]
-        fn round_trips(header in any_header(), jpeg in proptest::collection::vec(any::<u8>(), 1..256)) {
-            let bytes = encode(&header, &jpeg).unwrap();
+        fn round_trips(
+            header in any_header(),
+            credential in any_credential(),
+            jpeg in proptest::collection::vec(any::<u8>(), 1..256),
+        ) {
+            let envelope = Envelope { header, credential, jpeg: &jpeg };
+            let bytes = encode(&envelope).unwrap();
+            prop_assert_eq!(decode(&bytes).unwrap(), envelope);
+        }
+
+        #[test]
+        fn a_signed_envelope_verifies_until_a_byte_changes(
+            header in any_header(),
+            jpeg in proptest::collection::vec(any::<u8>(), 1..128),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let mut bytes = encode_v2(&header, &jpeg, &key()).unwrap();
             let decoded = decode(&bytes).unwrap();
-            prop_assert_eq!(decoded.header, header);
-            prop_assert_eq!(decoded.jpeg, &jpeg[..]);
+            prop_assert!(decoded.verify(&bytes, &key()));
+            let i = at.index(bytes.len());
+            bytes[i] ^= flip;
+            if let Ok(decoded) = decode(&bytes) {
+                prop_assert!(!decoded.verify(&bytes, &key()));
+            }
         }
     }
 }

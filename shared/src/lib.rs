@@ -5,13 +5,16 @@
 //! device and user tokens. The YOLOX pre/post-processing sits behind the `yolox`
 //! feature so the agent's person gate and the cloud's detector share one
 //! implementation. The frame envelope, MQTT topics and the JSON messages
-//! beside them (acks, remote gate settings, device status) live here too.
+//! beside them (acks, remote gate settings, device status) live here too,
+//! with the per-device MAC key that authenticates frames, and the signed
+//! wrapper of the cloud's acks and settings.
 //!
 //! Behind features, the few run-time pieces both binaries need the same:
 //! `onnx` (loading ONNX Runtime, one YOLOX session) and `service` (logs,
 //! shutdown signal).
 
 pub mod detection;
+pub mod device_key;
 pub mod envelope;
 pub mod ids;
 pub mod labels;
@@ -21,14 +24,17 @@ pub mod onnx;
 pub mod secret;
 #[cfg(feature = "service")]
 pub mod service;
+pub mod signed;
 pub mod token;
 pub mod topics;
 #[cfg(feature = "yolox")]
 pub mod yolox;
 
 pub use detection::{BBox, Detection, Label, LabelError};
-pub use envelope::{Envelope, EnvelopeError, EnvelopeHeader, Measurement};
+pub use device_key::DeviceKey;
+pub use envelope::{Credential, Envelope, EnvelopeError, EnvelopeHeader, Measurement};
 pub use ids::{DeviceId, FrameId, IdError, UserId};
 pub use messages::{Ack, DeviceState, DeviceStatus, GateSettings};
 pub use secret::Secret;
+pub use signed::{SignedError, SignedKind};
 pub use topics::{TopicKind, Topics};

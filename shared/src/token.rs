@@ -23,4 +23,8 @@ pub struct Claims {
     pub exp: i64,
     /// Unique token id, for revoking one token without revoking the rest.
     pub jti: Uuid,
+    /// Device tokens only: the device's MAC key, base64url without padding
+    /// ([`crate::device_key`]). Absent from tokens issued before 0.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mk: Option<String>,
 }

@@ -3,8 +3,8 @@
 //! | topic | direction | QoS / retained | payload |
 //! |---|---|---|---|
 //! | `{prefix}/{device}/frames` | device -> cloud | 1 | [`crate::envelope`] |
-//! | `{prefix}/{device}/ack` | cloud -> device | 1 | [`crate::messages::Ack`] (JSON) |
-//! | `{prefix}/{device}/config` | cloud -> device | 1, retained | [`crate::messages::GateSettings`] (JSON) |
+//! | `{prefix}/{device}/ack` | cloud -> device | 1 | [`crate::messages::Ack`] (JSON; [`crate::signed`] for v2 senders) |
+//! | `{prefix}/{device}/config` | cloud -> device | 1, retained | [`crate::messages::GateSettings`] (JSON in [`crate::signed`]) |
 //! | `{prefix}/{device}/status` | device -> cloud | 1, retained, last will | [`crate::messages::DeviceStatus`] (JSON) |
 //!
 //! Cloud nodes subscribe to frames and statuses through shared subscriptions

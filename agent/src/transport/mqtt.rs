@@ -316,19 +316,19 @@ impl Mqtt {
                 device: self.ctx.device,
                 seq,
                 captured_at: frame.captured_at,
-                token: self.ctx.token.get().expose().to_owned(),
                 measurements: frame.measurements,
             };
-            let message = match envelope::encode(&header, &frame.jpeg) {
-                Ok(message) => message,
-                Err(error) => {
-                    // Cannot happen for frames the agent spooled; never block the queue on one.
-                    tracing::error!(%error, seq, "cannot encode an envelope: frame dropped");
-                    Counters::inc(&self.ctx.counters.rejected);
-                    let _ = self.ctx.spool.remove(vec![seq]).await;
-                    continue;
-                }
-            };
+            let message =
+                match envelope::encode_v1(&header, self.ctx.token.get().expose(), &frame.jpeg) {
+                    Ok(message) => message,
+                    Err(error) => {
+                        // Cannot happen for frames the agent spooled; never block the queue on one.
+                        tracing::error!(%error, seq, "cannot encode an envelope: frame dropped");
+                        Counters::inc(&self.ctx.counters.rejected);
+                        let _ = self.ctx.spool.remove(vec![seq]).await;
+                        continue;
+                    }
+                };
             if client
                 .publish(topic.as_str(), QoS::AtLeastOnce, false, message)
                 .await

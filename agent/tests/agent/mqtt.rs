@@ -118,7 +118,10 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
                 }
                 let envelope = envelope::decode(&payload).expect("a valid envelope");
                 assert_eq!(envelope.header.device, device);
-                assert_eq!(envelope.header.token, token);
+                assert_eq!(
+                    envelope.credential,
+                    envelope::Credential::Token(token.clone())
+                );
                 assert!(image::load_from_memory(envelope.jpeg).is_ok());
                 let seq = envelope.header.seq;
                 let count = {

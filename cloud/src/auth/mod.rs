@@ -7,6 +7,7 @@
 //! list until the token would have expired anyway. A token's issue time is the
 //! millisecond timestamp inside its UUIDv7 `jti`, finer than the `iat` second.
 
+pub mod device_key;
 mod limiter;
 mod password;
 pub mod policy;
@@ -18,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lastseen_shared::token::{Claims, TokenKind};
-use lastseen_shared::{DeviceId, UserId};
+use lastseen_shared::{DeviceId, DeviceKey, UserId};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+pub use device_key::DeviceKeys;
 pub use limiter::{LoginThrottle, RateBudget, ThrottleLimits};
 pub use password::{HashError, PasswordHasher};
 pub use policy::PolicyError;
@@ -286,6 +288,23 @@ impl Accounts {
             return Err(AuthError::InvalidToken);
         }
         Ok(device)
+    }
+
+    /// The MAC key of a device that may send: it exists and is not revoked
+    /// (`None` otherwise). Derived from its record, so a rotation changes it.
+    pub async fn device_key(
+        &self,
+        device: DeviceId,
+    ) -> Result<Option<(DeviceRecord, DeviceKey)>, AuthError> {
+        Ok(self
+            .store
+            .device(device)
+            .await?
+            .filter(|record| record.revoked_at.is_none())
+            .map(|record| {
+                let key = self.keys.devices().for_record(&record);
+                (record, key)
+            }))
     }
 
     /// This token stops working at once; the user's other sessions go on.

@@ -4,10 +4,12 @@ use std::path::Path;
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lastseen_shared::DeviceId;
 use lastseen_shared::token::{Claims, TokenKind};
 use rand::RngCore;
 use uuid::Uuid;
 
+use super::device_key::DeviceKeys;
 use crate::config::Config;
 
 /// Shorter keys make HS256 guessable offline from any captured token.
@@ -16,7 +18,7 @@ const GENERATED_KEY_FILE: &str = "jwt.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read the token key file {path}: {source}")]
+    #[error("cannot read the key file {path}: {source}")]
     Read {
         path: String,
         source: std::io::Error,
@@ -26,7 +28,7 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
-    #[error("the token key in {0} is shorter than {MIN_KEY_BYTES} bytes")]
+    #[error("the key in {0} is shorter than {MIN_KEY_BYTES} bytes")]
     TooShort(String),
     #[error(
         "no token key: set jwt_secret or jwt_secret_file (LASTSEEN_JWT_SECRET_FILE); a key is only generated for the embedded defaults"
@@ -53,14 +55,22 @@ pub const EXPIRY_LEEWAY_SECS: u64 = 5;
 #[error("cannot sign a token: {0}")]
 pub struct SignError(String);
 
+/// The token signing key, and the device MAC keys' master that device
+/// tokens carry their key from (claim `mk`).
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    devices: DeviceKeys,
 }
 
 impl TokenKeys {
+    /// Signs with `secret`; device keys come from a master derived from it.
     pub fn from_secret(secret: &[u8]) -> Self {
+        Self::with_device_keys(secret, DeviceKeys::derived_from_jwt_key(secret))
+    }
+
+    pub fn with_device_keys(secret: &[u8], devices: DeviceKeys) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = EXPIRY_LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
@@ -68,17 +78,25 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            devices,
         }
     }
 
-    /// The key from `jwt_secret`, else from `jwt_secret_file`, else one
-    /// generated on first start and kept in the data dir (owner-only).
+    /// The signing key from `jwt_secret`, else from `jwt_secret_file`, else
+    /// one generated on first start and kept in the data dir (owner-only);
+    /// the device keys' master as [`DeviceKeys::load`] finds it.
     pub fn load(config: &Config) -> Result<Self, KeyError> {
+        let secret = Self::load_secret(config)?;
+        let devices = DeviceKeys::load(config, &secret)?;
+        Ok(Self::with_device_keys(&secret, devices))
+    }
+
+    fn load_secret(config: &Config) -> Result<Vec<u8>, KeyError> {
         if let Some(secret) = &config.jwt_secret {
-            return Ok(Self::from_secret(secret.expose().as_bytes()));
+            return Ok(secret.expose().as_bytes().to_vec());
         }
         if let Some(path) = &config.jwt_secret_file {
-            return Self::read_key(path);
+            return read_key_file(path);
         }
         // Several nodes share one database in production: a key generated on
         // one of them would not verify tokens issued by another.
@@ -87,7 +105,7 @@ impl TokenKeys {
         }
         let path = config.data_dir.join(GENERATED_KEY_FILE);
         if path.exists() {
-            return Self::read_key(&path);
+            return read_key_file(&path);
         }
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
@@ -97,25 +115,21 @@ impl TokenKeys {
             source,
         })?;
         tracing::info!(path = %path.display(), "generated a token signing key");
-        Ok(Self::from_secret(hex.as_bytes()))
+        Ok(hex.into_bytes())
     }
 
-    fn read_key(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let key = text.trim();
-        if key.len() < MIN_KEY_BYTES {
-            return Err(KeyError::TooShort(path.display().to_string()));
-        }
-        Ok(Self::from_secret(key.as_bytes()))
+    /// The device keys' master: the cloud derives a device's key from it
+    /// to check its frames and sign what it sends the device.
+    pub fn devices(&self) -> &DeviceKeys {
+        &self.devices
     }
 
     /// A signed token and the claims inside it. Its `jti` timestamp (the
     /// issue time revocation compares) is never earlier than `valid_after`,
     /// the subject's current cut-off, so a token issued right after a
-    /// revocation is valid even within the same millisecond.
+    /// revocation is valid even within the same millisecond. A device token
+    /// carries the device's MAC key (`mk`), which `valid_after` (the device's
+    /// `tokens_valid_after`) selects.
     pub fn issue(
         &self,
         kind: TokenKind,
@@ -138,12 +152,18 @@ impl TokenKeys {
         ));
         let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX);
         let iat = now.timestamp();
+        let mk = (kind == TokenKind::Device).then(|| {
+            self.devices
+                .for_device(DeviceId::from_uuid(subject), valid_after)
+                .to_claim()
+        });
         let claims = Claims {
             sub: subject,
             kind,
             iat,
             exp: iat.saturating_add(ttl),
             jti,
+            mk,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| SignError(e.to_string()))?;
@@ -167,6 +187,19 @@ impl TokenKeys {
 pub fn issued_at(claims: &Claims) -> Option<chrono::DateTime<Utc>> {
     let (secs, nanos) = claims.jti.get_timestamp()?.to_unix();
     chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+}
+
+/// A key kept in a file: its trimmed contents, at least [`MIN_KEY_BYTES`].
+pub(super) fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let key = text.trim();
+    if key.len() < MIN_KEY_BYTES {
+        return Err(KeyError::TooShort(path.display().to_string()));
+    }
+    Ok(key.as_bytes().to_vec())
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -214,6 +247,27 @@ mod tests {
     }
 
     #[test]
+    fn a_device_token_carries_its_device_key_and_a_user_token_none() {
+        let keys = keys();
+        let device = Uuid::now_v7();
+        let valid_after = Utc::now() - chrono::Duration::minutes(5);
+        let (token, claims) = keys
+            .issue(TokenKind::Device, device, 60, valid_after)
+            .unwrap();
+        let expected = keys
+            .devices()
+            .for_device(DeviceId::from_uuid(device), valid_after);
+        assert_eq!(claims.mk, Some(expected.to_claim()));
+        let read = lastseen_shared::DeviceKey::from_token(&token).unwrap();
+        assert_eq!(read.as_bytes(), expected.as_bytes());
+        let (user_token, claims) = keys
+            .issue(TokenKind::User, Uuid::now_v7(), 60, Utc::now())
+            .unwrap();
+        assert_eq!(claims.mk, None);
+        assert!(lastseen_shared::DeviceKey::from_token(&user_token).is_none());
+    }
+
+    #[test]
     fn a_device_token_is_not_a_user_token() {
         let (token, _) = keys()
             .issue(TokenKind::Device, Uuid::now_v7(), 60, Utc::now())
@@ -234,6 +288,7 @@ mod tests {
             iat: now - 100,
             exp: now - 60,
             jti: Uuid::now_v7(),
+            mk: None,
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();

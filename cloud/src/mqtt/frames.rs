@@ -1,19 +1,24 @@
 //! One frame envelope from a device's frames topic, through the same
 //! `Ingest::ingest` as HTTPS, to a verdict: ack it, reject it, or drop it.
 //!
-//! - The envelope must decode, name the device of its topic, and carry a
-//!   valid token of that device. Anything else is dropped without an answer
-//!   (no ack goes to a device that did not prove who it is) and counted.
+//! - The envelope must decode and name the device of its topic. A v2
+//!   envelope must carry the tag of that device's key (derived from its
+//!   record: an unknown or revoked device has none); a v1 envelope (decoded
+//!   until 0.3) a valid token of that device. Anything else is dropped
+//!   without an answer (no ack goes to a device that did not prove who it
+//!   is) and counted.
 //! - Stored now or earlier: `acked`. Refused for good (the 4xx of the REST
-//!   API): `rejected` with the same error code.
+//!   API): `rejected` with the same error code. The answer to a v2 envelope
+//!   is signed with the device's key; to a v1 envelope it stays plain JSON,
+//!   which is all that agents of earlier releases read.
 //! - Refused for now (queue full, storage down, detector failure): dropped
 //!   and counted; the device resends it because no ack came.
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
-use lastseen_shared::envelope;
+use lastseen_shared::envelope::{self, Credential};
 use lastseen_shared::messages::Rejected;
-use lastseen_shared::{Ack, DeviceId};
+use lastseen_shared::{Ack, DeviceId, DeviceKey};
 
 use crate::auth::{Accounts, AuthError};
 use crate::http::error::ApiError;
@@ -27,8 +32,12 @@ pub enum Dropped {
     BadEnvelope,
     /// The envelope names another device than its topic.
     TopicMismatch,
-    /// The token is invalid, expired, rotated, revoked, or another device's.
+    /// The token is invalid, expired, rotated, revoked, or another device's;
+    /// or the device of a v2 envelope is unknown or revoked.
     ForgedToken,
+    /// A v2 envelope's tag is not its device's (forged, altered, or signed
+    /// with the key of a token rotated since).
+    BadMac,
     /// The detection queue is full: the device resends later.
     Overloaded,
     /// Storage (or the token check's store read) failed: resent later.
@@ -38,10 +47,11 @@ pub enum Dropped {
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 6] = [
+    pub const ALL: [Dropped; 7] = [
         Dropped::BadEnvelope,
         Dropped::TopicMismatch,
         Dropped::ForgedToken,
+        Dropped::BadMac,
         Dropped::Overloaded,
         Dropped::StorageUnavailable,
         Dropped::DetectorFailed,
@@ -52,6 +62,7 @@ impl Dropped {
             Dropped::BadEnvelope => "bad_envelope",
             Dropped::TopicMismatch => "topic_mismatch",
             Dropped::ForgedToken => "forged_token",
+            Dropped::BadMac => "bad_mac",
             Dropped::Overloaded => "overloaded",
             Dropped::StorageUnavailable => "storage_unavailable",
             Dropped::DetectorFailed => "detector_failed",
@@ -60,7 +71,7 @@ impl Dropped {
 }
 
 /// What happened to one frame message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Verdict {
     /// Answer `ack` on the device's ack topic.
     Answer {
@@ -68,6 +79,8 @@ pub enum Verdict {
         ack: Ack,
         /// For the metrics: stored, resent or rejected.
         outcome: FrameOutcome,
+        /// Sign the answer with this key (v2); `None`: plain JSON (v1).
+        key: Option<DeviceKey>,
     },
     /// No answer.
     Drop(Dropped),
@@ -85,18 +98,29 @@ pub async fn handle(
     };
     // The JPEG is the tail of the message: sliced later, never copied.
     let jpeg_offset = envelope.jpeg_offset(&payload);
-    let header = envelope.header;
-    if header.device != topic_device {
+    if envelope.header.device != topic_device {
         return Verdict::Drop(Dropped::TopicMismatch);
     }
-    let device = match accounts.authenticate_device(&header.token).await {
-        Ok(device) if device.id == header.device => device,
-        Ok(_) | Err(AuthError::InvalidToken) => return Verdict::Drop(Dropped::ForgedToken),
-        Err(error) => {
-            tracing::warn!(%error, "cannot check a device token");
-            return Verdict::Drop(Dropped::StorageUnavailable);
-        }
+    let (device, key) = match &envelope.credential {
+        Credential::Mac(_) => match accounts.device_key(topic_device).await {
+            Ok(Some((device, key))) if envelope.verify(&payload, &key) => (device, Some(key)),
+            Ok(Some(_)) => return Verdict::Drop(Dropped::BadMac),
+            Ok(None) => return Verdict::Drop(Dropped::ForgedToken),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read a device's key");
+                return Verdict::Drop(Dropped::StorageUnavailable);
+            }
+        },
+        Credential::Token(token) => match accounts.authenticate_device(token).await {
+            Ok(device) if device.id == topic_device => (device, None),
+            Ok(_) | Err(AuthError::InvalidToken) => return Verdict::Drop(Dropped::ForgedToken),
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a device token");
+                return Verdict::Drop(Dropped::StorageUnavailable);
+            }
+        },
     };
+    let header = envelope.header;
     let seq = header.seq;
     let frame_meta = match check_meta(seq, header.captured_at) {
         Ok(frame_meta) => frame_meta,
@@ -105,6 +129,7 @@ pub async fn handle(
                 device: device.id,
                 ack: rejected(seq, "invalid_frame_metadata", error.to_string()),
                 outcome: FrameOutcome::Rejected("invalid_frame_metadata"),
+                key,
             };
         }
     };
@@ -120,6 +145,7 @@ pub async fn handle(
                 IngestOutcome::Stored(_) => FrameOutcome::Stored,
                 IngestOutcome::Resent(_) => FrameOutcome::Resent,
             },
+            key,
         },
         Err(error) => {
             let overloaded = matches!(error, IngestError::Overloaded);
@@ -132,6 +158,7 @@ pub async fn handle(
                     device: device.id,
                     ack: rejected(seq, answer.code(), answer.message().to_owned()),
                     outcome: FrameOutcome::Rejected(answer.code()),
+                    key,
                 }
             } else if overloaded {
                 Verdict::Drop(Dropped::Overloaded)

@@ -1,12 +1,15 @@
 //! The cloud's MQTT client: one connection per node, shared subscriptions
 //! on every device's frames and status topics, one task per message (at
 //! most `mqtt_max_in_flight` frames at once; more are dropped as
-//! `overloaded`), and the publishes back to devices.
+//! `overloaded`), and the publishes back to devices: acks (signed with the
+//! device's key when the frame was), and gate settings, always signed and
+//! published again with the new key when a device's token is rotated.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lastseen_shared::signed::{self, SignedKind};
 use lastseen_shared::{DeviceId, GateSettings, TopicKind, Topics};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS,
@@ -18,6 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::broker::{CLOUD_USERNAME, Embedded};
 use super::{BrokerUrl, MqttError, frames, status};
 use crate::config::{Config, Secret};
+use crate::devices::credentials::CredentialChange;
 use crate::http::AppState;
 use crate::metrics::FrameOutcome;
 use crate::spawn_named;
@@ -119,6 +123,10 @@ pub(super) async fn start(
     spawn_named(
         "mqtt-config",
         publish_changes(session.clone(), state.control.subscribe()),
+    );
+    spawn_named(
+        "mqtt-config-rekey",
+        publish_on_rotation(session.clone(), state.credentials.subscribe()),
     );
     spawn_named(
         "mqtt-session",
@@ -271,6 +279,49 @@ async fn publish_changes(
     }
 }
 
+/// After a device's token is rotated, its retained settings are signed with
+/// the old key, which its agent (once it has the new token) refuses: publish
+/// them again with the new one.
+async fn publish_on_rotation(
+    session: Arc<Session>,
+    mut changes: tokio::sync::broadcast::Receiver<CredentialChange>,
+) {
+    loop {
+        match changes.recv().await {
+            Ok(CredentialChange::Issued { device, .. }) => {
+                // Either way its next online status brings the settings
+                // again. A device this node has not configured is new or
+                // offline (or another node's): nothing to replace right now.
+                if !session.forget_configured(device) {
+                    continue;
+                }
+                match session.state.control.current_settings(device).await {
+                    Ok(settings) => session.publish_settings(device, &settings).await,
+                    Err(error) => {
+                        tracing::warn!(%device, %error, "cannot read settings to sign again");
+                    }
+                }
+            }
+            Ok(CredentialChange::Revoked { device } | CredentialChange::Deleted { device }) => {
+                session.forget_configured(device);
+            }
+            Err(RecvError::Lagged(missed)) => {
+                // Each device gets its settings again when it next comes online.
+                tracing::warn!(
+                    missed,
+                    "credential changes missed: settings are signed again at the next online status"
+                );
+                session
+                    .configured
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 impl Session {
     async fn dispatch(&self, topic: String, payload: bytes::Bytes) {
         match self.topics.parse(&topic) {
@@ -290,16 +341,22 @@ impl Session {
                 device,
                 ack,
                 outcome,
+                key,
             } => {
                 state
                     .metrics
                     .frame(crate::metrics::Transport::Mqtt, outcome);
-                let payload = match serde_json::to_vec(&ack) {
-                    Ok(payload) => payload,
+                let body = match serde_json::to_vec(&ack) {
+                    Ok(body) => body,
                     Err(error) => {
                         tracing::error!(%error, "cannot encode an ack");
                         return;
                     }
+                };
+                // A v1 sender cannot check a signature: it gets the plain body.
+                let payload = match key {
+                    Some(key) => signed::seal(&key, SignedKind::Ack, device, &body),
+                    None => body,
                 };
                 match self
                     .client
@@ -320,15 +377,30 @@ impl Session {
         }
     }
 
-    /// Retained, so a device gets its settings whenever it subscribes.
+    /// Retained, so a device gets its settings whenever it subscribes;
+    /// signed with the device's current key (none for a revoked or deleted
+    /// device: nothing is published).
     pub(super) async fn publish_settings(&self, device: DeviceId, settings: &GateSettings) {
-        let payload = match serde_json::to_vec(settings) {
-            Ok(payload) => payload,
+        let body = match serde_json::to_vec(settings) {
+            Ok(body) => body,
             Err(error) => {
                 tracing::error!(%error, "cannot encode gate settings");
                 return;
             }
         };
+        let key = match self.state.accounts.device_key(device).await {
+            Ok(Some((_, key))) => key,
+            Ok(None) => {
+                tracing::debug!(%device, "no settings for an unknown or revoked device");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%device, %error, "cannot read a device's key to sign its settings");
+                self.forget_configured(device);
+                return;
+            }
+        };
+        let payload = signed::seal(&key, SignedKind::Config, device, &body);
         match self
             .client
             .publish(self.topics.config(device), QoS::AtLeastOnce, true, payload)
@@ -343,5 +415,14 @@ impl Session {
             }
             Err(error) => tracing::warn!(%error, %device, "cannot queue gate settings"),
         }
+    }
+
+    /// The device gets its settings again the next time it comes online;
+    /// true if this node had configured it.
+    pub(super) fn forget_configured(&self, device: DeviceId) -> bool {
+        self.configured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&device)
     }
 }

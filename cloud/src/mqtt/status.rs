@@ -1,5 +1,6 @@
 //! Status intake: a device's retained status (and its last will) becomes its
-//! `status` in the REST API; a device coming online gets its settings.
+//! `status` in the REST API; a device coming online gets its settings
+//! (signed with its key, see `session::publish_settings`).
 //!
 //! A status carries no token: the broker authenticated the connection, not
 //! the topic (rumqttd has no per-topic ACL). So only a well-formed
@@ -39,11 +40,7 @@ pub(super) async fn intake(session: &Session, device: DeviceId, payload: &[u8]) 
             Ok(settings) => session.publish_settings(device, &settings).await,
             Err(error) => {
                 // Retried on its next "online" status.
-                session
-                    .configured
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&device);
+                session.forget_configured(device);
                 tracing::warn!(%device, %error, "cannot read settings to publish");
             }
         }

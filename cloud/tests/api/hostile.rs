@@ -172,6 +172,7 @@ fn forged_tokens(alice_id: Uuid) -> Vec<(&'static str, String)> {
         iat: now - 7200,
         exp,
         jti: Uuid::now_v7(),
+        mk: None,
     };
     let right_key = jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes());
     let expired = jsonwebtoken::encode(

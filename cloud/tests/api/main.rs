@@ -12,6 +12,7 @@ mod limits;
 mod live;
 mod mqtt;
 mod mqtt_client;
+mod mqtt_wire;
 mod openapi;
 mod queries;
 mod retention;

@@ -8,16 +8,18 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, fixture_jpeg, spawn_app_with};
-use crate::mqtt_client::{Broker, MqttDevice, PATIENCE, connect_device, envelope, use_broker};
+use crate::mqtt_client::{
+    Broker, MqttDevice, PATIENCE, connect_device, envelope, envelope_v1, use_broker,
+};
 
-struct Setup {
-    app: TestApp,
-    broker: String,
-    topics: Topics,
-    user: String,
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) broker: String,
+    pub(crate) topics: Topics,
+    pub(crate) user: String,
 }
 
-async fn setup(broker: Broker) -> Setup {
+pub(crate) async fn setup(broker: Broker) -> Setup {
     let mut address = String::new();
     let mut prefix = String::new();
     let app = spawn_app_with(|config| {
@@ -35,7 +37,7 @@ async fn setup(broker: Broker) -> Setup {
 }
 
 impl Setup {
-    async fn device(&self, name: &str) -> (String, String, MqttDevice) {
+    pub(crate) async fn device(&self, name: &str) -> (String, String, MqttDevice) {
         let (id, token) = self.app.device(&self.user, name).await;
         let device = connect_device(&self.broker, &self.topics, &id, &token).await;
         (id, token, device)
@@ -43,7 +45,7 @@ impl Setup {
 }
 
 /// The value of one sample in the cloud's /metrics, 0 when absent.
-async fn metric(app: &TestApp, sample: &str) -> u64 {
+pub(crate) async fn metric(app: &TestApp, sample: &str) -> u64 {
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -59,7 +61,7 @@ async fn metric(app: &TestApp, sample: &str) -> u64 {
 }
 
 /// Waits until a metric reaches `want`.
-async fn wait_for_metric(app: &TestApp, sample: &str, want: u64) {
+pub(crate) async fn wait_for_metric(app: &TestApp, sample: &str, want: u64) {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let value = metric(app, sample).await;
@@ -162,13 +164,13 @@ async fn forged_frames_are_dropped_counted_and_never_acked(broker: Broker) {
     let (_, victim_token, mut victim) = s.device("Victim").await;
     let jpeg = fixture_jpeg("dog.jpg");
 
-    // Mallory's token inside an envelope naming the victim, on the victim's topic.
+    // Mallory's token inside a (legacy) envelope naming the victim, on the victim's topic.
     mallory
-        .publish_frame(victim.id, envelope(victim.id, &mallory_token, 1, &jpeg))
+        .publish_frame(victim.id, envelope_v1(victim.id, &mallory_token, 1, &jpeg))
         .await;
     // A token that is no token.
     mallory
-        .publish_frame(victim.id, envelope(victim.id, "not.a.token", 2, &jpeg))
+        .publish_frame(victim.id, envelope_v1(victim.id, "not.a.token", 2, &jpeg))
         .await;
     // The victim's real envelope replayed on Mallory's topic.
     mallory
@@ -230,10 +232,7 @@ async fn settings_reach_the_device_as_a_retained_config(broker: Broker) {
     let config_topic = s.topics.config(device.id);
     let (topic, payload) = device.next_message(PATIENCE).await.expect("config");
     assert_eq!(topic, config_topic);
-    assert_eq!(
-        serde_json::from_slice::<GateSettings>(&payload).unwrap(),
-        settings
-    );
+    assert_eq!(device.settings_in(&payload, None), settings);
 
     // A change while it is connected arrives at once.
     settings.heartbeat_secs = 60;
@@ -249,10 +248,7 @@ async fn settings_reach_the_device_as_a_retained_config(broker: Broker) {
     assert_eq!(response.status(), StatusCode::OK);
     let (topic, payload) = device.next_message(PATIENCE).await.expect("config");
     assert_eq!(topic, config_topic);
-    assert_eq!(
-        serde_json::from_slice::<GateSettings>(&payload).unwrap(),
-        settings
-    );
+    assert_eq!(device.settings_in(&payload, None), settings);
     device.clear_retained().await;
 }
 

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lastseen_cloud::config::{Config, MqttMode};
 use lastseen_shared::envelope::{self, EnvelopeHeader};
-use lastseen_shared::{Ack, DeviceId, DeviceStatus, Topics};
+use lastseen_shared::signed::{self, SignedKind};
+use lastseen_shared::{Ack, DeviceId, DeviceKey, DeviceStatus, GateSettings, Topics};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, LastWill, MqttOptions, NetworkOptions, Packet, QoS,
 };
@@ -50,6 +51,8 @@ pub(crate) struct MqttDevice {
     pub(crate) client: AsyncClient,
     pub(crate) id: DeviceId,
     pub(crate) topics: Topics,
+    /// The MAC key from the device's token, as the agent reads it.
+    pub(crate) key: Option<DeviceKey>,
     messages: mpsc::UnboundedReceiver<(String, Bytes)>,
     task: JoinHandle<()>,
 }
@@ -135,6 +138,7 @@ pub(crate) async fn connect_device(
         client,
         id: device,
         topics: topics.clone(),
+        key: DeviceKey::from_token(token),
         messages,
         task,
     }
@@ -156,19 +160,25 @@ pub(crate) async fn try_login(
     }
 }
 
-pub(crate) fn envelope(device: DeviceId, token: &str, seq: u64, jpeg: &[u8]) -> Vec<u8> {
+fn header(device: DeviceId, seq: u64) -> EnvelopeHeader {
     let captured_at: DateTime<Utc> = Utc::now();
-    envelope::encode(
-        &EnvelopeHeader {
-            device,
-            seq,
-            captured_at,
-            token: token.to_owned(),
-            measurements: Vec::new(),
-        },
-        jpeg,
-    )
-    .expect("encodes")
+    EnvelopeHeader {
+        device,
+        seq,
+        captured_at,
+        measurements: Vec::new(),
+    }
+}
+
+/// A v2 envelope, signed with the key inside `token`, as agents send it.
+pub(crate) fn envelope(device: DeviceId, token: &str, seq: u64, jpeg: &[u8]) -> Vec<u8> {
+    let key = DeviceKey::from_token(token).expect("a device token with a key (mk)");
+    envelope::encode_v2(&header(device, seq), jpeg, &key).expect("encodes")
+}
+
+/// A v1 envelope with the token inside, as agents before 0.2 send it.
+pub(crate) fn envelope_v1(device: DeviceId, token: &str, seq: u64, jpeg: &[u8]) -> Vec<u8> {
+    envelope::encode_v1(&header(device, seq), token, jpeg).expect("encodes")
 }
 
 impl MqttDevice {
@@ -206,15 +216,38 @@ impl MqttDevice {
             .flatten()
     }
 
-    /// The next ack; config messages met on the way are skipped.
+    /// The next ack, which must verify with the device's key as the agent
+    /// checks it; config messages met on the way are skipped.
     pub(crate) async fn next_ack(&mut self) -> Ack {
+        let payload = self.next_raw_ack().await;
+        self.open_ack(&payload)
+            .expect("an Ack signed with the device's key")
+    }
+
+    /// The ack in a payload, if it is one signed with the device's key.
+    pub(crate) fn open_ack(&self, payload: &[u8]) -> Option<Ack> {
+        let body = signed::open(self.key.as_ref(), SignedKind::Ack, self.id, payload).ok()?;
+        serde_json::from_slice(body).ok()
+    }
+
+    /// The next ack's payload as it came; config messages are skipped.
+    pub(crate) async fn next_raw_ack(&mut self) -> Bytes {
         let ack_topic = self.topics.ack(self.id);
         loop {
             let (topic, payload) = self.next_message(PATIENCE).await.expect("an ack in time");
             if topic == ack_topic {
-                return serde_json::from_slice(&payload).expect("an Ack");
+                return payload;
             }
         }
+    }
+
+    /// The settings in a config message, which must verify with `key` (the
+    /// device's own unless a test says otherwise).
+    pub(crate) fn settings_in(&self, payload: &[u8], key: Option<&DeviceKey>) -> GateSettings {
+        let key = key.or(self.key.as_ref()).expect("a device key");
+        let body = signed::open(Some(key), SignedKind::Config, self.id, payload)
+            .expect("settings signed with the device's key");
+        serde_json::from_slice(body).expect("GateSettings")
     }
 
     /// Every message received so far, without waiting.

@@ -147,7 +147,8 @@ impl Devices {
             .await?
             .ok_or(DeviceError::NotFound)?;
         tracing::info!(device = %id, "device revoked");
-        self.events.announce(CredentialChange::Revoked { device: id });
+        self.events
+            .announce(CredentialChange::Revoked { device: id });
         Ok(device)
     }
 
@@ -158,7 +159,8 @@ impl Devices {
             .delete_device(owner, id)
             .await?
             .ok_or(DeviceError::NotFound)?;
-        self.events.announce(CredentialChange::Deleted { device: id });
+        self.events
+            .announce(CredentialChange::Deleted { device: id });
         delete_blobs(self.blobs.as_ref(), blob_keys).await;
         tracing::info!(device = %id, "device deleted");
         Ok(())

@@ -1,5 +1,7 @@
 //! MQTT ingest end to end, each behaviour against the embedded broker and
-//! against the machine's Mosquitto (under a unique topic prefix).
+//! against the machine's Mosquitto (under a unique topic prefix); the main
+//! ones also against a Mosquitto with dynamic security (mqtt_dynsec.rs has
+//! that mode's own tests).
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +45,7 @@ impl Setup {
 }
 
 /// The value of one sample in the cloud's /metrics, 0 when absent.
-async fn metric(app: &TestApp, sample: &str) -> u64 {
+pub(crate) async fn metric(app: &TestApp, sample: &str) -> u64 {
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -123,6 +125,11 @@ async fn mosquitto_frames_are_stored_once_and_acked() {
     frames_are_stored_once_and_acked(Broker::Mosquitto).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_frames_are_stored_once_and_acked() {
+    frames_are_stored_once_and_acked(Broker::Dynsec).await;
+}
+
 async fn a_broken_image_is_rejected_for_good(broker: Broker) {
     let s = setup(broker).await;
     let (_, token, mut device) = s.device("Kitchen").await;
@@ -154,6 +161,11 @@ async fn embedded_a_broken_image_is_rejected_for_good() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_a_broken_image_is_rejected_for_good() {
     a_broken_image_is_rejected_for_good(Broker::Mosquitto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_a_broken_image_is_rejected_for_good() {
+    a_broken_image_is_rejected_for_good(Broker::Dynsec).await;
 }
 
 async fn forged_frames_are_dropped_counted_and_never_acked(broker: Broker) {
@@ -266,6 +278,11 @@ async fn mosquitto_settings_reach_the_device_as_a_retained_config() {
     settings_reach_the_device_as_a_retained_config(Broker::Mosquitto).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_settings_reach_the_device_as_a_retained_config() {
+    settings_reach_the_device_as_a_retained_config(Broker::Dynsec).await;
+}
+
 async fn device_status(app: &TestApp, user: &str, id: &str) -> Value {
     let (status, body) = app.get_json(user, &format!("/api/v1/devices/{id}")).await;
     assert_eq!(status, StatusCode::OK);
@@ -324,6 +341,11 @@ async fn embedded_the_last_will_marks_a_device_offline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_the_last_will_marks_a_device_offline() {
     the_last_will_marks_a_device_offline(Broker::Mosquitto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_the_last_will_marks_a_device_offline() {
+    the_last_will_marks_a_device_offline(Broker::Dynsec).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

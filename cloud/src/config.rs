@@ -657,6 +657,7 @@ mod tests {
         // Secrets are not in the files: deploy/compose.yaml passes them in the environment.
         figment::Jail::expect_with(|jail| {
             jail.set_env("LASTSEEN_S3_SECRET_ACCESS_KEY", "from-the-environment");
+            jail.set_env("LASTSEEN_MQTT_PASSWORD", "from-the-environment");
             for file in &files {
                 let config = Config::load(Some(file), &Overrides::default());
                 assert!(config.is_ok(), "{}: {:?}", file.display(), config.err());

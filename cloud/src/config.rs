@@ -176,6 +176,14 @@ pub struct Config {
     pub mqtt_broker_segment_bytes: usize,
     pub mqtt_broker_segments: usize,
     pub mqtt_keep_alive_secs: u64,
+    /// With `mqtt = "external"`: the broker is Mosquitto 2 with its
+    /// dynamic-security plugin, and the cloud gives each device a login and
+    /// a role limited to its own topics; `mqtt_username`/`mqtt_password`
+    /// are then the plugin's admin (see docs/mqtt-security.md).
+    pub mqtt_dynsec: bool,
+    /// How often the cloud compares the broker's device logins with the
+    /// store and deletes those of unknown, revoked or expired devices.
+    pub mqtt_dynsec_reconcile_secs: u64,
 
     /// `tracing` filter, e.g. `info` or `lastseen_cloud=debug,info`.
     pub log: String,
@@ -258,6 +266,8 @@ impl Default for Config {
             mqtt_broker_segment_bytes: 4 * 1024 * 1024,
             mqtt_broker_segments: 4,
             mqtt_keep_alive_secs: 30,
+            mqtt_dynsec: false,
+            mqtt_dynsec_reconcile_secs: 300,
             log: "info".to_owned(),
         }
     }
@@ -721,6 +731,7 @@ mod tests {
         // Secrets are not in the files: deploy/compose.yaml passes them in the environment.
         figment::Jail::expect_with(|jail| {
             jail.set_env("LASTSEEN_S3_SECRET_ACCESS_KEY", "from-the-environment");
+            jail.set_env("LASTSEEN_MQTT_PASSWORD", "from-the-environment");
             for file in &files {
                 let config = Config::load(Some(file), &Overrides::default());
                 assert!(config.is_ok(), "{}: {:?}", file.display(), config.err());

@@ -17,9 +17,13 @@ const CAPACITY: usize = 1024;
 /// One change to a device's credentials.
 #[derive(Clone, Debug)]
 pub enum CredentialChange {
-    /// A device was created or its token rotated: `token` is the only one
-    /// that works from now on (tokens issued earlier stop at once).
-    Issued { device: DeviceId, token: Secret },
+    /// A device was created (`rotated` false) or its token rotated: `token`
+    /// is the only one that works from now on (earlier ones stop at once).
+    Issued {
+        device: DeviceId,
+        token: Secret,
+        rotated: bool,
+    },
     /// The device was revoked: no token of it works any more.
     Revoked { device: DeviceId },
     /// The device is gone, with its owner's account or on its own.

@@ -96,7 +96,7 @@ impl Devices {
         };
         self.store.create_device(&device).await?;
         tracing::info!(device = %device.id, owner = %owner, "device created");
-        self.with_token(device)
+        self.with_token(device, false)
     }
 
     pub async fn list(&self, owner: UserId) -> Result<Vec<DeviceRecord>, DeviceError> {
@@ -136,7 +136,7 @@ impl Devices {
             .await?
             .ok_or(DeviceError::NotFound)?;
         tracing::info!(device = %id, "device token rotated");
-        self.with_token(device)
+        self.with_token(device, true)
     }
 
     /// The device can no longer send; its history stays until it is deleted.
@@ -166,7 +166,11 @@ impl Devices {
         Ok(())
     }
 
-    fn with_token(&self, device: DeviceRecord) -> Result<DeviceWithToken, DeviceError> {
+    fn with_token(
+        &self,
+        device: DeviceRecord,
+        rotated: bool,
+    ) -> Result<DeviceWithToken, DeviceError> {
         let (token, _) = self.keys.issue(
             TokenKind::Device,
             device.id.as_uuid(),
@@ -176,6 +180,7 @@ impl Devices {
         self.events.announce(CredentialChange::Issued {
             device: device.id,
             token: Secret::new(token.clone()),
+            rotated,
         });
         Ok(DeviceWithToken { device, token })
     }

@@ -8,6 +8,8 @@
 //!   cloud nodes split the work.
 //! - `frames`: one envelope -> verify -> `Ingest::ingest` -> ack, reject or drop.
 //! - `status`: status intake and config publishing.
+//! - `dynsec`: with `mqtt_dynsec`, provisions an external Mosquitto's
+//!   dynamic-security plugin so the broker enforces each device's topics.
 //!
 //! Delivery: the client acknowledges each MQTT message (PUBACK) as it
 //! arrives; the end-to-end receipt is the `Ack` on the device's ack topic,
@@ -18,6 +20,7 @@
 //! rumqttd refuses out-of-order PUBACKs, which concurrent ingest produces.
 
 mod broker;
+mod dynsec;
 pub mod frames;
 mod session;
 pub mod settings;

@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::broker::{CLOUD_USERNAME, Embedded};
+use super::dynsec::commands::{Command, RESPONSE_TOPIC};
+use super::dynsec::{self, DynsecClient, Pending};
 use super::{BrokerUrl, MqttError, frames, status};
 use crate::config::{Config, Secret};
 use crate::devices::credentials::CredentialChange;
@@ -105,14 +107,43 @@ pub(super) async fn start(
             QoS::AtLeastOnce,
         ),
     ];
+    // With dynsec, the cloud's role is made before it subscribes (the
+    // broker would refuse its shared subscriptions without it), and the
+    // credential changes are followed from before startup ends.
+    let cloud_user = config.mqtt_username.as_deref().unwrap_or_default();
+    let dynsec = config.mqtt_dynsec.then(|| {
+        let client = Arc::new(DynsecClient::new(client.clone(), dynsec::ANSWER_TIMEOUT));
+        (client, state.credentials.subscribe())
+    });
+    let provision = dynsec.as_ref().map(|(client, _)| Provision {
+        client: client.as_ref(),
+        commands: dynsec::cloud_role_commands(&topics, &config.mqtt_shared_group, cloud_user),
+        user: cloud_user,
+    });
     tokio::time::timeout(
         STARTUP_TIMEOUT,
-        first_session(&client, &mut eventloop, &filters),
+        first_session(&client, &mut eventloop, &filters, provision.as_ref()),
     )
     .await
     .map_err(|_| connect_error("no answer".to_owned()))?
     .map_err(connect_error)?;
-    tracing::info!(%broker, prefix = topics.prefix(), group = %config.mqtt_shared_group, "MQTT ingest subscribed");
+    tracing::info!(%broker, prefix = topics.prefix(), group = %config.mqtt_shared_group, dynsec = config.mqtt_dynsec, "MQTT ingest subscribed");
+    let mut resubscribe = filters;
+    drop(provision);
+    let dynsec = dynsec.map(|(client, changes)| {
+        resubscribe.insert(
+            0,
+            SubscribeFilter::new(RESPONSE_TOPIC.to_owned(), QoS::AtLeastOnce),
+        );
+        dynsec::start(
+            config,
+            state.store.clone(),
+            client.clone(),
+            topics.clone(),
+            changes,
+        );
+        client
+    });
 
     let session = Arc::new(Session {
         client,
@@ -133,7 +164,8 @@ pub(super) async fn start(
         run(
             session,
             eventloop,
-            filters,
+            resubscribe,
+            dynsec,
             Arc::new(Semaphore::new(config.mqtt_max_in_flight)),
         ),
     );
@@ -164,42 +196,167 @@ fn connect(config: &Config, target: Target) -> (AsyncClient, EventLoop) {
     (client, eventloop)
 }
 
+/// Where startup stands.
+enum Stage<'a> {
+    Connecting,
+    /// Subscribing to the dynamic-security answers.
+    AnswersSubscribed,
+    /// The cloud's role requested, answers awaited.
+    Provisioning(Pending<'a>),
+    /// The role being given to the cloud's own user, which ends this
+    /// session on Mosquitto 2.0.11; startup goes on after reconnecting.
+    JoiningRole(Pending<'a>),
+    /// The devices' topics requested.
+    Subscribed,
+}
+
+/// How often startup reconnects after the broker ended its session to
+/// apply a role change (once on the first start with dynsec; once more
+/// when the prefix or group changed).
+const PROVISIONING_ROUNDS: u32 = 3;
+
+/// What startup provisions with dynsec: the client, the commands that make
+/// the cloud's role, and the cloud's own broker user.
+pub(super) struct Provision<'a> {
+    client: &'a DynsecClient,
+    commands: Vec<Command>,
+    user: &'a str,
+}
+
 /// Polls until connected and subscribed, so startup can report failure.
-async fn first_session(
+/// With `provision` (dynsec), it first subscribes to the plugin's answers
+/// and makes the cloud's role, then subscribes to the devices' topics.
+async fn first_session<'a>(
     client: &AsyncClient,
     eventloop: &mut EventLoop,
     filters: &[SubscribeFilter],
+    provision: Option<&Provision<'a>>,
 ) -> Result<(), String> {
+    let mut stage = Stage::Connecting;
+    let mut rounds = 0;
+    let subscribe = |filters: Vec<SubscribeFilter>| {
+        client
+            .try_subscribe_many(filters)
+            .map_err(|e| e.to_string())
+    };
     loop {
         let event = match eventloop.poll().await {
             Ok(event) => event,
             // Not listening yet (the embedded broker binds on its own
             // thread, a broker may start beside the cloud): try again,
             // within the caller's timeout.
-            Err(ConnectionError::Io(_) | ConnectionError::NetworkTimeout) => {
+            Err(ConnectionError::Io(_) | ConnectionError::NetworkTimeout)
+                if matches!(stage, Stage::Connecting) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            // Ended by the broker while it applied a role change: the
+            // commands go on without us; provisioning again finds them done.
+            Err(error)
+                if matches!(
+                    stage,
+                    Stage::AnswersSubscribed | Stage::Provisioning(_) | Stage::JoiningRole(_)
+                ) && rounds < PROVISIONING_ROUNDS =>
+            {
+                rounds += 1;
+                tracing::info!(%error, "the broker ended the session while the cloud's role was set up (Mosquitto does so on role changes); reconnecting");
+                stage = Stage::Connecting;
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
             Err(error) => return Err(error.to_string()),
         };
-        match event {
-            Event::Incoming(Packet::ConnAck(_)) => client
-                .try_subscribe_many(filters.to_vec())
-                .map_err(|e| e.to_string())?,
-            Event::Incoming(Packet::SubAck(ack)) => {
-                return if ack
+        stage = match (event, stage) {
+            (Event::Incoming(Packet::ConnAck(_)), _) => match provision {
+                Some(_) => {
+                    subscribe(vec![SubscribeFilter::new(
+                        RESPONSE_TOPIC.to_owned(),
+                        QoS::AtLeastOnce,
+                    )])?;
+                    Stage::AnswersSubscribed
+                }
+                None => {
+                    subscribe(filters.to_vec())?;
+                    Stage::Subscribed
+                }
+            },
+            (Event::Incoming(Packet::SubAck(ack)), stage) => {
+                if !ack
                     .return_codes
                     .iter()
                     .all(|code| matches!(code, SubscribeReasonCode::Success(_)))
                 {
-                    Ok(())
-                } else {
-                    Err(format!("subscription refused: {:?}", ack.return_codes))
-                };
+                    return Err(format!("subscription refused: {:?}", ack.return_codes));
+                }
+                match (stage, provision) {
+                    (Stage::AnswersSubscribed, Some(provision)) => Stage::Provisioning(
+                        provision
+                            .client
+                            .send_now(provision.commands.clone())
+                            .map_err(|e| e.to_string())?,
+                    ),
+                    (Stage::Subscribed, _) => return Ok(()),
+                    (stage, _) => stage,
+                }
             }
-            _ => {}
-        }
+            (Event::Incoming(Packet::Publish(publish)), stage)
+                if publish.topic == RESPONSE_TOPIC =>
+            {
+                match provision {
+                    None => stage,
+                    Some(provision) => {
+                        provisioning_answer(provision, filters, stage, &publish.payload, subscribe)?
+                    }
+                }
+            }
+            (_, stage) => stage,
+        };
     }
+}
+
+/// One message on the answers topic during startup: the next stage.
+fn provisioning_answer<'a>(
+    provision: &Provision<'a>,
+    filters: &[SubscribeFilter],
+    stage: Stage<'a>,
+    payload: &[u8],
+    subscribe: impl Fn(Vec<SubscribeFilter>) -> Result<(), String>,
+) -> Result<Stage<'a>, String> {
+    provision.client.on_response(payload);
+    Ok(match stage {
+        Stage::Provisioning(mut pending) => match pending.try_take() {
+            Some(answers) => {
+                if dynsec::cloud_has_role(&answers).map_err(|e| e.to_string())? {
+                    subscribe(filters.to_vec())?;
+                    Stage::Subscribed
+                } else {
+                    tracing::info!(
+                        user = provision.user,
+                        "giving the cloud's broker user its role; the broker ends its sessions once"
+                    );
+                    Stage::JoiningRole(
+                        provision
+                            .client
+                            .send_now(dynsec::cloud_join_commands(provision.user))
+                            .map_err(|e| e.to_string())?,
+                    )
+                }
+            }
+            None => Stage::Provisioning(pending),
+        },
+        // A broker that does not end the session on role
+        // changes answers instead.
+        Stage::JoiningRole(mut pending) => match pending.try_take() {
+            Some(answers) => {
+                dynsec::check_answers(&answers).map_err(|e| e.to_string())?;
+                subscribe(filters.to_vec())?;
+                Stage::Subscribed
+            }
+            None => Stage::JoiningRole(pending),
+        },
+        stage => stage,
+    })
 }
 
 /// Drives the connection for the life of the process; reconnects (and
@@ -208,11 +365,17 @@ async fn run(
     session: Arc<Session>,
     mut eventloop: EventLoop,
     filters: Vec<SubscribeFilter>,
+    dynsec: Option<Arc<DynsecClient>>,
     in_flight: Arc<Semaphore>,
 ) {
     let mut backoff = RECONNECT_MIN;
     loop {
         match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(publish))) if publish.topic == RESPONSE_TOPIC => {
+                if let Some(dynsec) = &dynsec {
+                    dynsec.on_response(&publish.payload);
+                }
+            }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 // The loop never waits for room: it must go on answering the
                 // broker's pings. A frame beyond the bound gets no ack and is
@@ -281,27 +444,27 @@ async fn publish_changes(
 
 /// After a device's token is rotated, its retained settings are signed with
 /// the old key, which its agent (once it has the new token) refuses: publish
-/// them again with the new one.
+/// them again with the new one, whether the device is online or not (the
+/// node that issued the token is the one that hears of it, and an offline
+/// device finds them retained when it comes back).
 async fn publish_on_rotation(
     session: Arc<Session>,
     mut changes: tokio::sync::broadcast::Receiver<CredentialChange>,
 ) {
     loop {
         match changes.recv().await {
-            Ok(CredentialChange::Issued { device, .. }) => {
-                // Either way its next online status brings the settings
-                // again. A device this node has not configured is new or
-                // offline (or another node's): nothing to replace right now.
-                if !session.forget_configured(device) {
-                    continue;
+            Ok(CredentialChange::Issued {
+                device,
+                rotated: true,
+                ..
+            }) => match session.state.control.current_settings(device).await {
+                Ok(settings) => session.publish_settings(device, &settings).await,
+                Err(error) => {
+                    tracing::warn!(%device, %error, "cannot read settings to sign again");
                 }
-                match session.state.control.current_settings(device).await {
-                    Ok(settings) => session.publish_settings(device, &settings).await,
-                    Err(error) => {
-                        tracing::warn!(%device, %error, "cannot read settings to sign again");
-                    }
-                }
-            }
+            },
+            // A new device gets its settings when it first reports online.
+            Ok(CredentialChange::Issued { .. }) => {}
             Ok(CredentialChange::Revoked { device } | CredentialChange::Deleted { device }) => {
                 session.forget_configured(device);
             }
@@ -417,12 +580,11 @@ impl Session {
         }
     }
 
-    /// The device gets its settings again the next time it comes online;
-    /// true if this node had configured it.
-    pub(super) fn forget_configured(&self, device: DeviceId) -> bool {
+    /// The device gets its settings again the next time it comes online.
+    pub(super) fn forget_configured(&self, device: DeviceId) {
         self.configured
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&device)
+            .remove(&device);
     }
 }

@@ -107,6 +107,20 @@ impl Config {
                 "mqtt = \"external\" needs mqtt_url, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883",
             );
         }
+        if self.mqtt_dynsec {
+            check(
+                self.mqtt == MqttMode::External,
+                "mqtt_dynsec = true needs mqtt = \"external\" (a Mosquitto 2 broker with the dynamic-security plugin)",
+            );
+            check(
+                self.mqtt_username.is_some() && self.mqtt_password.is_some(),
+                "mqtt_dynsec = true needs mqtt_username and mqtt_password: the dynamic-security admin the cloud provisions with",
+            );
+        }
+        check(
+            (1..=86_400).contains(&self.mqtt_dynsec_reconcile_secs),
+            "mqtt_dynsec_reconcile_secs must be 1 to 86400",
+        );
         problems
     }
 }
@@ -167,5 +181,33 @@ mod tests {
             config.mqtt_problems()
         );
         assert!(Config::default().mqtt_problems().is_empty());
+    }
+
+    #[test]
+    fn dynsec_needs_an_external_broker_and_its_admin() {
+        let config = Config {
+            mqtt_dynsec: true,
+            mqtt_dynsec_reconcile_secs: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.mqtt_problems().len(),
+            3,
+            "{:?}",
+            config.mqtt_problems()
+        );
+        let config = Config {
+            mqtt: MqttMode::External,
+            mqtt_url: Some("mqtt://broker:1883".into()),
+            mqtt_dynsec: true,
+            mqtt_username: Some("admin".into()),
+            mqtt_password: Some(crate::config::Secret::new("pw")),
+            ..Config::default()
+        };
+        assert!(
+            config.mqtt_problems().is_empty(),
+            "{:?}",
+            config.mqtt_problems()
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! MQTT ingest end to end, each behaviour against the embedded broker and
-//! against the machine's Mosquitto (under a unique topic prefix).
+//! against the machine's Mosquitto (under a unique topic prefix); the main
+//! ones also against a Mosquitto with dynamic security (mqtt_dynsec.rs has
+//! that mode's own tests).
 
 use std::time::{Duration, Instant};
 
@@ -125,6 +127,11 @@ async fn mosquitto_frames_are_stored_once_and_acked() {
     frames_are_stored_once_and_acked(Broker::Mosquitto).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_frames_are_stored_once_and_acked() {
+    frames_are_stored_once_and_acked(Broker::Dynsec).await;
+}
+
 async fn a_broken_image_is_rejected_for_good(broker: Broker) {
     let s = setup(broker).await;
     let (_, token, mut device) = s.device("Kitchen").await;
@@ -156,6 +163,11 @@ async fn embedded_a_broken_image_is_rejected_for_good() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_a_broken_image_is_rejected_for_good() {
     a_broken_image_is_rejected_for_good(Broker::Mosquitto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_a_broken_image_is_rejected_for_good() {
+    a_broken_image_is_rejected_for_good(Broker::Dynsec).await;
 }
 
 async fn forged_frames_are_dropped_counted_and_never_acked(broker: Broker) {
@@ -262,6 +274,11 @@ async fn mosquitto_settings_reach_the_device_as_a_retained_config() {
     settings_reach_the_device_as_a_retained_config(Broker::Mosquitto).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_settings_reach_the_device_as_a_retained_config() {
+    settings_reach_the_device_as_a_retained_config(Broker::Dynsec).await;
+}
+
 async fn device_status(app: &TestApp, user: &str, id: &str) -> Value {
     let (status, body) = app.get_json(user, &format!("/api/v1/devices/{id}")).await;
     assert_eq!(status, StatusCode::OK);
@@ -323,6 +340,11 @@ async fn mosquitto_the_last_will_marks_a_device_offline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_the_last_will_marks_a_device_offline() {
+    the_last_will_marks_a_device_offline(Broker::Dynsec).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_refuses_logins_without_a_valid_device_token() {
     let s = setup(Broker::Embedded).await;
     let (id, token) = s.app.device(&s.user, "Shed").await;
@@ -367,7 +389,7 @@ async fn ack_within(device: &mut MqttDevice, within: Duration) -> Option<lastsee
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         let (topic, payload) = device.next_message(left).await?;
         if topic == ack_topic {
-            return Some(serde_json::from_slice(&payload).expect("an Ack"));
+            return Some(device.open_ack(&payload).expect("a signed Ack"));
         }
     }
     None

@@ -10,7 +10,8 @@ use lastseen_shared::envelope::{self, EnvelopeHeader};
 use lastseen_shared::signed::{self, SignedKind};
 use lastseen_shared::{Ack, DeviceId, DeviceKey, DeviceStatus, GateSettings, Topics};
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, NetworkOptions, Packet, QoS,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, NetworkOptions,
+    Packet, QoS,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,6 +26,9 @@ pub(crate) enum Broker {
     Embedded,
     /// The machine's Mosquitto on 127.0.0.1:1883, under a unique topic prefix.
     Mosquitto,
+    /// A Mosquitto of the test's own with the dynamic-security plugin, which
+    /// the cloud provisions (`mqtt_dynsec`): the production setup.
+    Dynsec,
 }
 
 pub(crate) const MOSQUITTO: &str = "127.0.0.1:1883";
@@ -44,7 +48,27 @@ pub(crate) fn use_broker(config: &mut Config, broker: Broker) -> String {
             config.mqtt_shared_group = format!("g{unique}");
             MOSQUITTO.to_owned()
         }
+        Broker::Dynsec => {
+            let broker = crate::mosquitto_dynsec::DynsecBroker::start();
+            broker.configure(config);
+            let address = broker.address.clone();
+            broker.keep_for_this_test();
+            address
+        }
     }
+}
+
+/// How long a device's first login may be refused: with dynsec, the cloud
+/// gives a new device its broker login just after the API has answered.
+const LOGIN_PATIENCE: Duration = Duration::from_secs(10);
+
+fn is_refusal(error: &ConnectionError) -> bool {
+    matches!(
+        error,
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword
+        )
+    )
 }
 
 pub(crate) struct MqttDevice {
@@ -99,6 +123,7 @@ pub(crate) async fn connect_device(
     let filters = [topics.ack(device), topics.config(device)];
     let task = tokio::spawn(async move {
         let mut subscribed = Some(subscribed);
+        let refusals_until = std::time::Instant::now() + LOGIN_PATIENCE;
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -118,6 +143,13 @@ pub(crate) async fn connect_device(
                     let _ = sender.send((publish.topic, publish.payload));
                 }
                 Ok(_) => {}
+                Err(error)
+                    if subscribed.is_some()
+                        && is_refusal(&error)
+                        && std::time::Instant::now() < refusals_until =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 Err(error) => {
                     if let Some(subscribed) = subscribed.take() {
                         let _ = subscribed.send(Err(error));

@@ -66,6 +66,10 @@ counters! {
     transport_errors,
     /// Gate settings applied from the cloud.
     settings_applied,
+    /// MQTT acks and settings ignored because they did not verify with the device key.
+    unverified_messages,
+    /// Seqs in MQTT acks ignored: not published in this run, or settled already.
+    acks_ignored,
 }
 
 impl Counters {

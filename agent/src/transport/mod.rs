@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod https;
+pub mod ledger;
 pub mod mqtt;
 
 use std::sync::{Arc, RwLock};
@@ -88,8 +89,9 @@ impl Context {
     }
 }
 
-/// The device token, re-read from `cloud.token_file` after a 401 so a rotated
-/// token can be dropped in place without a restart.
+/// The device token, re-read from `cloud.token_file` after a 401 (HTTPS) or
+/// a refused or unanswered MQTT session, so a rotated token can be dropped
+/// in place without a restart.
 pub struct Token {
     current: RwLock<Secret>,
     cloud: CloudConfig,

@@ -8,16 +8,28 @@
 //!
 //! Up to `max_in_flight` frames are out at once ([`InFlight`]). A frame
 //! leaves the spool only when its seq comes back in an `Ack` (acked or
-//! rejected). A frame without an answer after `ack_timeout_secs`, or out when
-//! the connection dropped, is published again: the cloud stores a seq once
-//! and acks it again.
+//! rejected) for a frame this run published ([`Published`]). A frame without
+//! an answer after `ack_timeout_secs`, or out when the connection dropped,
+//! is published again: the cloud stores a seq once and acks it again.
+//!
+//! With a token that carries the device's MAC key (claim `mk`), frames go
+//! out as envelope v2 (signed, no token inside) and only acks and settings
+//! signed with that key count; anything else on those topics is logged,
+//! counted (`unverified_messages`) and ignored. A token without a key
+//! (issued before 0.2) sends v1 envelopes and takes unsigned messages.
+//!
+//! The token can change under a running agent (rotated, then written to
+//! `cloud.token_file`): when the connection drops or is refused, when a
+//! message does not verify, or when frames go unanswered, the file is read
+//! again, and a new token means a new connection with it and its key.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lastseen_shared::envelope::{self, EnvelopeHeader};
-use lastseen_shared::{Ack, DeviceStatus, GateSettings, Topics};
+use lastseen_shared::signed::{self, SignedKind};
+use lastseen_shared::{Ack, DeviceKey, DeviceStatus, GateSettings, Topics};
 use rand::SeedableRng;
 use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, QoS,
@@ -27,7 +39,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Context;
+pub use super::ledger::{InFlight, Published};
 use crate::Shutdown;
+use crate::config::Secret;
 use crate::counters::Counters;
 use crate::delivery::DeliveryOutcome;
 
@@ -79,66 +93,21 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16), MqttError> {
     Ok((tls, host.to_owned(), port))
 }
 
-/// The frames published and not yet answered.
-#[derive(Debug)]
-pub struct InFlight {
-    sent: BTreeMap<u64, Instant>,
-    limit: usize,
-    timeout: Duration,
-}
-
-impl InFlight {
-    pub fn new(limit: usize, timeout: Duration) -> Self {
-        Self {
-            sent: BTreeMap::new(),
-            limit,
-            timeout,
-        }
-    }
-
-    pub fn room(&self) -> usize {
-        self.limit.saturating_sub(self.sent.len())
-    }
-
-    pub fn len(&self) -> usize {
-        self.sent.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sent.is_empty()
-    }
-
-    pub fn contains(&self, seq: u64) -> bool {
-        self.sent.contains_key(&seq)
-    }
-
-    pub fn sent(&mut self, seq: u64, at: Instant) {
-        self.sent.insert(seq, at);
-    }
-
-    pub fn settle(&mut self, seq: u64) -> bool {
-        self.sent.remove(&seq).is_some()
-    }
-
-    /// Forgets frames unanswered for too long, so they are published again.
-    pub fn expire(&mut self, now: Instant) -> usize {
-        let before = self.sent.len();
-        self.sent
-            .retain(|_, at| now.duration_since(*at) < self.timeout);
-        before - self.sent.len()
-    }
-
-    /// After a reconnect everything out is published again.
-    pub fn clear(&mut self) {
-        self.sent.clear();
-    }
-}
-
 /// When each published, unconfirmed frame was captured, for its delivery
 /// report. Unlike [`InFlight`] it survives ack timeouts and reconnects, so a
 /// late ack is still reported; kept only while someone listens for reports.
 #[derive(Debug, Default)]
 struct Unconfirmed(BTreeMap<u64, DateTime<Utc>>);
+
+/// One connection to the broker, with the token it logged in with.
+struct Link {
+    client: AsyncClient,
+    events: mpsc::Receiver<Incoming>,
+    poller: AbortOnDrop,
+    /// The MAC key from `token`; `None` for a legacy token.
+    key: Option<DeviceKey>,
+    token: Secret,
+}
 
 enum Incoming {
     Connected,
@@ -194,20 +163,36 @@ impl Mqtt {
         })
     }
 
-    /// Runs the session until shutdown, reconnecting with backoff.
-    pub async fn run(mut self, mut shutdown: Shutdown) {
-        // The token may have been reloaded since `new`.
-        let device = self.ctx.device.to_string();
-        self.options
-            .set_credentials(&device, self.ctx.token.get().expose());
-        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), 64);
+    /// Opens a connection with the current token, and its key.
+    fn connect(&self) -> Link {
+        let token = self.ctx.token.get();
+        let mut options = self.options.clone();
+        options.set_credentials(self.ctx.device.to_string(), token.expose());
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
         let mut network = NetworkOptions::new();
         network.set_tcp_nodelay(true);
         network.set_connection_timeout(CONNECT_TIMEOUT_SECS);
         eventloop.set_network_options(network);
-        let (events_tx, mut events) = mpsc::channel(256);
-        let mut poller = AbortOnDrop(tokio::spawn(poll(eventloop, events_tx, self.ctx.backoff())));
+        let (events_tx, events) = mpsc::channel(256);
+        let poller = AbortOnDrop(tokio::spawn(poll(eventloop, events_tx, self.ctx.backoff())));
+        let key = DeviceKey::from_token(token.expose());
+        if key.is_none() {
+            tracing::warn!(
+                "the device token carries no MAC key (issued before 0.2): sending legacy v1 envelopes with the token inside; rotate the token"
+            );
+        }
+        Link {
+            client,
+            events,
+            poller,
+            key,
+            token,
+        }
+    }
 
+    /// Runs the session until shutdown, reconnecting with backoff.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let mut link = self.connect();
         let ack_topic = self.topics.ack(self.ctx.device);
         let config_topic = self.topics.config(self.ctx.device);
         let mut in_flight = InFlight::new(
@@ -217,30 +202,33 @@ impl Mqtt {
         let status_every = Duration::from_secs(self.ctx.cloud.status_interval_secs);
         let mut next_status = Instant::now();
         let mut connected = false;
+        let mut published = Published::default();
         let mut unconfirmed = Unconfirmed::default();
         let mut tick = tokio::time::interval(TICK);
         loop {
             if connected {
-                self.publish_frames(&client, &mut in_flight, &mut unconfirmed)
+                self.publish_frames(&link, &mut in_flight, &mut published, &mut unconfirmed)
                     .await;
                 if Instant::now() >= next_status {
-                    self.publish_status(&client).await;
+                    self.publish_status(&link.client).await;
                     next_status = Instant::now() + status_every;
                 }
             }
+            // Something suggests the token changed: read its file again.
+            let mut recheck_token = false;
             tokio::select! {
                 () = shutdown.wait() => break,
-                event = events.recv() => match event {
+                event = link.events.recv() => match event {
                     Some(Incoming::Connected) => {
                         connected = true;
                         in_flight.clear();
                         for topic in [&ack_topic, &config_topic] {
-                            if let Err(error) = client.subscribe(topic.as_str(), QoS::AtLeastOnce).await {
+                            if let Err(error) = link.client.subscribe(topic.as_str(), QoS::AtLeastOnce).await {
                                 tracing::warn!(%error, topic, "cannot subscribe");
                             }
                         }
                         next_status = Instant::now();
-                        tracing::info!("connected to the MQTT broker");
+                        tracing::info!(signed = link.key.is_some(), "connected to the MQTT broker");
                     }
                     Some(Incoming::Disconnected(error)) => {
                         if connected {
@@ -248,13 +236,19 @@ impl Mqtt {
                         }
                         connected = false;
                         Counters::inc(&self.ctx.counters.transport_errors);
+                        // Refused or kicked: perhaps for a rotated token.
+                        recheck_token = true;
                     }
                     Some(Incoming::Message { topic, payload }) => {
-                        if topic == ack_topic {
-                            self.on_ack(&payload, &mut in_flight, &mut unconfirmed).await;
+                        let verified = if topic == ack_topic {
+                            self.on_ack(&link, &payload, &mut in_flight, &mut published, &mut unconfirmed).await
                         } else if topic == config_topic {
-                            self.on_config(&payload);
-                        }
+                            self.on_config(&link, &payload)
+                        } else {
+                            true
+                        };
+                        // The cloud signs with the key of the newest token.
+                        recheck_token = !verified;
                     }
                     None => break,
                 },
@@ -263,31 +257,45 @@ impl Mqtt {
                     let expired = in_flight.expire(Instant::now());
                     if expired > 0 {
                         tracing::debug!(expired, "no ack in time: publishing again");
+                        // The cloud drops frames signed with a rotated key.
+                        recheck_token = true;
                     }
                     // Frames pushed out of a full spool are never acked: forget them.
+                    if published.len() > 2 * self.ctx.cloud.max_in_flight {
+                        published.retain(|seq| self.ctx.spool.contains(seq));
+                    }
                     if unconfirmed.0.len() > 2 * self.ctx.cloud.max_in_flight {
                         unconfirmed.0.retain(|seq, _| self.ctx.spool.contains(*seq));
                     }
                 }
+            }
+            if recheck_token && self.ctx.token.reload() {
+                tracing::info!("reconnecting with the new device token");
+                // Dropping the old link ends its connection.
+                link = self.connect();
+                connected = false;
+                in_flight.clear();
             }
         }
         if connected {
             // A clean disconnect does not fire the last will: say it ourselves.
             let offline = serde_json::to_vec(&DeviceStatus::offline()).unwrap_or_default();
             let status_topic = self.topics.status(self.ctx.device);
-            let _ = client
+            let _ = link
+                .client
                 .publish(status_topic, QoS::AtLeastOnce, true, offline)
                 .await;
-            let _ = client.disconnect().await;
+            let _ = link.client.disconnect().await;
             // Let the event loop flush the two packets.
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut poller.0).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut link.poller.0).await;
         }
     }
 
     async fn publish_frames(
         &self,
-        client: &AsyncClient,
+        link: &Link,
         in_flight: &mut InFlight,
+        published: &mut Published,
         unconfirmed: &mut Unconfirmed,
     ) {
         let room = in_flight.room();
@@ -318,18 +326,22 @@ impl Mqtt {
                 captured_at: frame.captured_at,
                 measurements: frame.measurements,
             };
-            let message =
-                match envelope::encode_v1(&header, self.ctx.token.get().expose(), &frame.jpeg) {
-                    Ok(message) => message,
-                    Err(error) => {
-                        // Cannot happen for frames the agent spooled; never block the queue on one.
-                        tracing::error!(%error, seq, "cannot encode an envelope: frame dropped");
-                        Counters::inc(&self.ctx.counters.rejected);
-                        let _ = self.ctx.spool.remove(vec![seq]).await;
-                        continue;
-                    }
-                };
-            if client
+            let encoded = match &link.key {
+                Some(key) => envelope::encode_v2(&header, &frame.jpeg, key),
+                None => envelope::encode_v1(&header, link.token.expose(), &frame.jpeg),
+            };
+            let message = match encoded {
+                Ok(message) => message,
+                Err(error) => {
+                    // Cannot happen for frames the agent spooled; never block the queue on one.
+                    tracing::error!(%error, seq, "cannot encode an envelope: frame dropped");
+                    Counters::inc(&self.ctx.counters.rejected);
+                    let _ = self.ctx.spool.remove(vec![seq]).await;
+                    continue;
+                }
+            };
+            if link
+                .client
                 .publish(topic.as_str(), QoS::AtLeastOnce, false, message)
                 .await
                 .is_err()
@@ -339,25 +351,44 @@ impl Mqtt {
             Counters::inc(&self.ctx.counters.sent);
             Counters::add(&self.ctx.counters.bytes_sent, frame.jpeg.len() as u64);
             in_flight.sent(seq, Instant::now());
+            published.insert(seq);
             if self.ctx.deliveries.is_on() {
                 unconfirmed.0.insert(seq, frame.captured_at);
             }
         }
     }
 
+    /// Settles the frames an ack names; false if it did not verify.
     async fn on_ack(
         &self,
+        link: &Link,
         payload: &[u8],
         in_flight: &mut InFlight,
+        published: &mut Published,
         unconfirmed: &mut Unconfirmed,
-    ) {
-        let ack: Ack = match serde_json::from_slice(payload) {
+    ) -> bool {
+        let body = match signed::open(link.key.as_ref(), SignedKind::Ack, self.ctx.device, payload)
+        {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(%error, "ignoring an ack that does not verify");
+                Counters::inc(&self.ctx.counters.unverified_messages);
+                return false;
+            }
+        };
+        let ack: Ack = match serde_json::from_slice(body) {
             Ok(ack) => ack,
             Err(error) => {
                 tracing::warn!(%error, "ignoring a malformed ack");
-                return;
+                return true;
             }
         };
+        let (ack, ignored) = published.settle(ack);
+        if ignored > 0 {
+            // Resends answered twice, or a replayed or made-up ack.
+            tracing::debug!(ignored, "ack names frames not published in this run");
+            Counters::add(&self.ctx.counters.acks_ignored, ignored as u64);
+        }
         for rejected in &ack.rejected {
             tracing::warn!(
                 seq = rejected.seq,
@@ -396,6 +427,7 @@ impl Mqtt {
         for seq in acked.iter().chain(&refused) {
             unconfirmed.0.remove(seq);
         }
+        true
     }
 
     /// Reports the frames that just left the spool.
@@ -412,15 +444,30 @@ impl Mqtt {
         }
     }
 
-    fn on_config(&self, payload: &[u8]) {
+    /// Applies settings from the config topic; false if they did not verify.
+    fn on_config(&self, link: &Link, payload: &[u8]) -> bool {
         if payload.is_empty() {
             // A cleared retained message: keep what is in force.
-            return;
+            return true;
         }
-        match serde_json::from_slice::<GateSettings>(payload) {
+        let body = match signed::open(
+            link.key.as_ref(),
+            SignedKind::Config,
+            self.ctx.device,
+            payload,
+        ) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(%error, "ignoring gate settings that do not verify");
+                Counters::inc(&self.ctx.counters.unverified_messages);
+                return false;
+            }
+        };
+        match serde_json::from_slice::<GateSettings>(body) {
             Ok(settings) => self.ctx.apply_settings(settings, "mqtt"),
             Err(error) => tracing::warn!(%error, "ignoring malformed gate settings"),
         }
+        true
     }
 
     async fn publish_status(&self, client: &AsyncClient) {
@@ -503,20 +550,5 @@ mod tests {
         for bad in ["http://x", "mqtt://", "mqtt://h:notaport", "mqtt://u@h:1"] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn in_flight_frames_expire_and_make_room() {
-        let mut in_flight = InFlight::new(2, Duration::from_secs(30));
-        let start = Instant::now();
-        in_flight.sent(1, start);
-        in_flight.sent(2, start + Duration::from_secs(10));
-        assert_eq!(in_flight.room(), 0);
-        assert!(in_flight.settle(1));
-        assert!(!in_flight.settle(1));
-        assert_eq!(in_flight.room(), 1);
-        assert_eq!(in_flight.expire(start + Duration::from_secs(39)), 0);
-        assert_eq!(in_flight.expire(start + Duration::from_secs(41)), 1);
-        assert!(in_flight.is_empty());
     }
 }

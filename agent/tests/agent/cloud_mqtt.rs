@@ -144,3 +144,65 @@ async fn every_frame_arrives_once_over_mosquitto_after_the_cloud_was_down() {
     let stored = stored_seqs(&store, device, 0..frames + 10).await;
     assert_eq!(stored, (0..frames).collect::<Vec<_>>());
 }
+
+/// Writes the token file the way an operator's tooling should: whole or not at all.
+fn write_token(path: &std::path::Path, token: &str) {
+    let temporary = path.with_extension("new");
+    std::fs::write(&temporary, format!("{token}\n")).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_dropped_in_its_file_is_picked_up_and_frames_keep_arriving() {
+    let cloud = Cloud::start_with(CloudMqtt::Embedded).await;
+    let (user, device, token) = cloud.device("mqtt-rotate").await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("device.token");
+    write_token(&token_file, &token);
+    let frames = 60;
+    let mut config = over_mqtt(
+        agent_config(&cloud, device, &token, &dir.path().join("spool"), frames),
+        &cloud,
+        None,
+    );
+    config.cloud.token = None;
+    config.cloud.token_file = Some(token_file.clone());
+    config.source.fps = 5.0;
+    let agent = Agent::build(config).await.expect("agent builds");
+    let running = RunningAgent::start(agent);
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
+    eventually("a few frames acked with the first token", LIMIT, || {
+        let acked = Counters::get(&counters.acked);
+        async move { acked >= 5 }
+    })
+    .await;
+
+    // The owner rotates the token: the old one (and its key) stop at once.
+    let response = reqwest::Client::new()
+        .post(cloud.url(&format!("/api/v1/devices/{device}/rotate")))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .expect("rotate");
+    assert!(response.status().is_success(), "{}", response.status());
+    let rotated: Value = response.json().await.unwrap();
+    let captured_at_rotation = Counters::get(&counters.captured);
+    assert!(
+        captured_at_rotation < frames,
+        "frames are still to come after the rotation"
+    );
+    write_token(&token_file, rotated["token"].as_str().expect("new token"));
+
+    eventually("every frame acked after the rotation", LIMIT, || {
+        let done = Counters::get(&counters.acked) == frames
+            && spool_state.gauge().frames.load(Ordering::Relaxed) == 0;
+        async move { done }
+    })
+    .await;
+    running.stop().await;
+    // Frames captured after the rotation are only stored if the agent signed
+    // them with the new token's key.
+    let store = cloud.store().await;
+    let stored = stored_seqs(&store, device, 0..frames + 10).await;
+    assert_eq!(stored, (0..frames).collect::<Vec<_>>());
+}

@@ -1,7 +1,10 @@
 //! The MQTT transport against the machine's Mosquitto (127.0.0.1:1883), under
 //! a topic prefix of its own. The test plays the cloud's side of the
 //! contract: it reads frame envelopes, acks them (withholding the first ack
-//! of some frames, as a full cloud does), and publishes retained settings.
+//! of some frames, as a full cloud does), and publishes retained settings,
+//! signed with the device key as the cloud does. Mosquitto here lets anyone
+//! publish anywhere, so it is also where forged acks and settings are tried
+//! against the agent's own checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -12,8 +15,9 @@ use lastseen_agent::Agent;
 use lastseen_agent::config::TransportKind;
 use lastseen_agent::counters::Counters;
 use lastseen_agent::delivery::DeliveryOutcome;
-use lastseen_shared::envelope;
-use lastseen_shared::{Ack, DeviceId, DeviceState, DeviceStatus, GateSettings, Topics};
+use lastseen_shared::envelope::{self, Credential};
+use lastseen_shared::signed::{self, SignedKind};
+use lastseen_shared::{Ack, DeviceId, DeviceKey, DeviceState, DeviceStatus, GateSettings, Topics};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 
@@ -106,7 +110,7 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
             online_status.clone(),
             cloud_side.clone(),
         );
-        let token = token.clone();
+        let key = DeviceKey::from_token(&token).expect("a device token with a key");
         tokio::spawn(async move {
             while let Some((topic, payload)) = inbox.recv().await {
                 if topic == status_topic {
@@ -118,10 +122,9 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
                 }
                 let envelope = envelope::decode(&payload).expect("a valid envelope");
                 assert_eq!(envelope.header.device, device);
-                assert_eq!(
-                    envelope.credential,
-                    envelope::Credential::Token(token.clone())
-                );
+                // v2: signed with the key from the token, no token inside.
+                assert!(matches!(envelope.credential, Credential::Mac(_)));
+                assert!(envelope.verify(&payload, &key));
                 assert!(image::load_from_memory(envelope.jpeg).is_ok());
                 let seq = envelope.header.seq;
                 let count = {
@@ -137,7 +140,12 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
                     acked: vec![seq],
                     rejected: Vec::new(),
                 };
-                let ack = serde_json::to_vec(&ack).unwrap();
+                let ack = signed::seal(
+                    &key,
+                    SignedKind::Ack,
+                    device,
+                    &serde_json::to_vec(&ack).unwrap(),
+                );
                 cloud_side
                     .publish(ack_topic.as_str(), QoS::AtLeastOnce, false, ack)
                     .await
@@ -175,6 +183,7 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
             .all(|(_, n)| *n >= 2)
     );
     assert_eq!(Counters::get(&counters.acked), frames);
+    assert_eq!(Counters::get(&counters.unverified_messages), 0);
     let status = online_status.lock().unwrap().clone().unwrap();
     assert_eq!(status.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
 
@@ -182,12 +191,18 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
     let mut remote = GateSettings::default();
     remote.change.min_changed_fraction = 0.02;
     remote.heartbeat_secs = 120;
+    let key = DeviceKey::from_token(&token).unwrap();
     cloud_side
         .publish(
             topics.config(device),
             QoS::AtLeastOnce,
             true,
-            serde_json::to_vec(&remote).unwrap(),
+            signed::seal(
+                &key,
+                SignedKind::Config,
+                device,
+                &serde_json::to_vec(&remote).unwrap(),
+            ),
         )
         .await
         .unwrap();
@@ -239,4 +254,135 @@ async fn a_killed_session_leaves_an_offline_last_will() {
         .unwrap()
         .unwrap();
     assert_eq!(will.1, br#"{"state":"offline"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_acks_and_settings_change_nothing_and_only_the_real_ack_empties_the_spool() {
+    // A broker without ACLs and no cloud: nothing acks, frames stay spooled.
+    let cloud = Cloud::start().await;
+    let (_, device, token) = cloud.device("mqtt-forged").await;
+    let (_, _, other_token) = cloud.device("mqtt-other").await;
+    let key = DeviceKey::from_token(&token).expect("a device token with a key");
+    let other_key = DeviceKey::from_token(&other_token).unwrap();
+    let prefix = format!("test-{}/lastseen/v1", uuid::Uuid::now_v7());
+    let topics = Topics::new(&prefix).unwrap();
+    let (attacker, _inbox) = observer(&[topics.status(device)]).await;
+
+    let spool = tempfile::tempdir().unwrap();
+    let frames = 8;
+    let mut config = agent_config(&cloud, device, &token, spool.path(), frames);
+    config.gates = open_gates();
+    config.cloud.transport = TransportKind::Mqtt;
+    config.cloud.mqtt_url = MOSQUITTO.to_owned();
+    config.cloud.mqtt_topic_prefix = prefix.clone();
+    config.cloud.max_in_flight = 16;
+    let agent = Agent::build(config).await.expect("agent builds");
+    let running = RunningAgent::start(agent);
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
+    let settings = running.settings.clone();
+    let depth = || spool_state.gauge().frames.load(Ordering::Relaxed);
+    eventually("every frame spooled and published", LIMIT, || {
+        let done = depth() == frames && Counters::get(&counters.sent) >= frames;
+        async move { done }
+    })
+    .await;
+    let before = settings.borrow().clone();
+
+    let every_seq = Ack {
+        acked: (0..1000).collect(),
+        rejected: Vec::new(),
+    };
+    let body = serde_json::to_vec(&every_seq).unwrap();
+    let blind = GateSettings {
+        heartbeat_secs: 0,
+        light: lastseen_shared::messages::LightGate {
+            min_mean_luma: 254.0,
+            max_mean_luma: 255.0,
+            ..Default::default()
+        },
+        ..GateSettings::default()
+    };
+    let blind = serde_json::to_vec(&blind).unwrap();
+    let forgeries = [
+        // Plain JSON, as an ack was before 0.2.
+        (topics.ack(device), body.clone()),
+        // Signed, but with another device's key.
+        (
+            topics.ack(device),
+            signed::seal(&other_key, SignedKind::Ack, device, &body),
+        ),
+        // The right key, but sealed for another device.
+        (
+            topics.ack(device),
+            signed::seal(&key, SignedKind::Ack, DeviceId::new(), &body),
+        ),
+        // Settings that would blind the camera: unsigned, then signed by another key.
+        (topics.config(device), blind.clone()),
+        (
+            topics.config(device),
+            signed::seal(&other_key, SignedKind::Config, device, &blind),
+        ),
+    ];
+    let count = forgeries.len() as u64;
+    for (topic, payload) in forgeries {
+        attacker
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    eventually("every forgery seen and refused", LIMIT, || {
+        let seen = Counters::get(&counters.unverified_messages);
+        async move { seen == count }
+    })
+    .await;
+    assert_eq!(depth(), frames, "a forged ack removed frames");
+    assert_eq!(Counters::get(&counters.acked), 0);
+    assert_eq!(*settings.borrow(), before);
+    assert_eq!(Counters::get(&counters.settings_applied), 0);
+
+    // A genuine ack for seqs never published: signed right, still ignored.
+    let never_sent = Ack {
+        acked: vec![frames + 100, frames + 101],
+        rejected: Vec::new(),
+    };
+    attacker
+        .publish(
+            topics.ack(device),
+            QoS::AtLeastOnce,
+            false,
+            signed::seal(
+                &key,
+                SignedKind::Ack,
+                device,
+                &serde_json::to_vec(&never_sent).unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("the unknown seqs ignored", LIMIT, || {
+        let ignored = Counters::get(&counters.acks_ignored);
+        async move { ignored == 2 }
+    })
+    .await;
+    assert_eq!(depth(), frames);
+
+    // The same ack the forgeries carried, signed with the device's key: the
+    // spool empties, so the checks above are what kept the frames.
+    attacker
+        .publish(
+            topics.ack(device),
+            QoS::AtLeastOnce,
+            false,
+            signed::seal(&key, SignedKind::Ack, device, &body),
+        )
+        .await
+        .unwrap();
+    eventually("the real ack empties the spool", LIMIT, || {
+        let done = depth() == 0 && Counters::get(&counters.acked) == frames;
+        async move { done }
+    })
+    .await;
+    // It named 1000 seqs; only the published ones counted.
+    assert_eq!(Counters::get(&counters.acks_ignored), 2 + 1000 - frames);
+    running.stop().await;
 }

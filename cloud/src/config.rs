@@ -156,6 +156,16 @@ pub struct Config {
     pub mqtt_broker_segments: usize,
     pub mqtt_keep_alive_secs: u64,
 
+    // The embedded broker's guard (cloud/src/mqtt/guard): what a device may
+    // send, and how often live sessions are re-checked.
+    /// Largest status message (and last will) a device may publish; with
+    /// `mqtt_max_message_bytes` for frames, it bounds what devices can make
+    /// the embedded broker retain: one status per device.
+    pub mqtt_max_status_bytes: usize,
+    /// Every live device session's token is verified again this often, so
+    /// expiry and changes made by another cloud process end sessions too.
+    pub mqtt_session_recheck_secs: u64,
+
     /// `tracing` filter, e.g. `info` or `lastseen_cloud=debug,info`.
     pub log: String,
 }
@@ -228,6 +238,8 @@ impl Default for Config {
             mqtt_broker_segment_bytes: 4 * 1024 * 1024,
             mqtt_broker_segments: 4,
             mqtt_keep_alive_secs: 30,
+            mqtt_max_status_bytes: 16 * 1024,
+            mqtt_session_recheck_secs: 60,
             log: "info".to_owned(),
         }
     }

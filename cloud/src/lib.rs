@@ -32,8 +32,8 @@ use blob::{BlobError, BlobStore, DirBlobStore, S3BlobStore, S3Settings};
 use config::Config;
 use detect::{DetectorPool, PoolSettings};
 use devices::Devices;
-use devices::credentials::CredentialEvents;
 use devices::control::DeviceControl;
+use devices::credentials::CredentialEvents;
 use http::{AppState, HttpLimits};
 use ingest::{Ingest, UnchangedImages};
 use live::LiveHub;
@@ -270,6 +270,17 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(StartupError::Serve)
+}
+
+/// Log targets off unless the configured filter names them: rumqttd logs
+/// every connection at INFO and one ERROR per client at a normal disconnect,
+/// which an operator would read as failures (`log = "info,rumqttd=debug"`
+/// brings them back). The guard logs device connections itself.
+pub const QUIET_LOG_TARGETS: &[&str] = &["rumqttd"];
+
+/// The cloud's logs: `filter` (or `RUST_LOG`) with [`QUIET_LOG_TARGETS`] off.
+pub fn init_logs(filter: &str) {
+    lastseen_shared::service::init_logs_quieting(filter, QUIET_LOG_TARGETS);
 }
 
 /// Every background task goes through here, so each has a name in the logs.

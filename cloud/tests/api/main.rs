@@ -11,6 +11,7 @@ mod ingest;
 mod limits;
 mod live;
 mod mqtt;
+mod mqtt_attacks;
 mod mqtt_client;
 mod openapi;
 mod queries;

@@ -4,9 +4,12 @@
 //!
 //! `cargo bench -p lastseen-cloud --bench mqtt` (see BENCHMARKS.md).
 //! Environment: BROKER (`embedded` or `mosquitto`, the machine's on
-//! 127.0.0.1:1883), DETECT (1, or 0 for `detect_enabled = false`), FRAMES
-//! (default 400), DEVICES (4), WINDOW (8), WORKERS (2), IMAGE (`dog.jpg`,
-//! or `tiny` for a 64x48 JPEG).
+//! 127.0.0.1:1883), MQTT_PATH (embedded only: `guard`, the default, devices
+//! connect to `mqtt_listen` through the guard as in production; `direct`,
+//! the same devices log in to rumqttd's guard listener behind it, to measure
+//! what the guard costs), DETECT (1, or 0 for `detect_enabled = false`),
+//! FRAMES (default 400), DEVICES (4), WINDOW (8), WORKERS (2), IMAGE
+//! (`dog.jpg`, or `tiny` for a 64x48 JPEG).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -70,18 +73,20 @@ async fn api(
 
 /// One device: publishes its share of the frames with at most `window`
 /// unacknowledged, and reports each frame's publish-to-ack time.
+#[allow(clippy::too_many_arguments)]
 async fn device(
     broker: SocketAddr,
     topics: Topics,
     id: DeviceId,
     token: String,
+    password: String,
     jpeg: Vec<u8>,
     frames: usize,
     window: usize,
 ) -> Result<Vec<Duration>> {
     let mut options = MqttOptions::new(id.to_string(), broker.ip().to_string(), broker.port());
     options
-        .set_credentials(id.to_string(), token.clone())
+        .set_credentials(id.to_string(), password)
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(16 << 20, 16 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 64);
@@ -189,6 +194,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
     let broker_kind = std::env::var("BROKER").unwrap_or_else(|_| "embedded".to_owned());
+    let path = std::env::var("MQTT_PATH").unwrap_or_else(|_| "guard".to_owned());
+    ensure!(
+        matches!(path.as_str(), "guard" | "direct"),
+        "MQTT_PATH must be guard or direct, not {path}"
+    );
+    ensure!(
+        path == "guard" || broker_kind == "embedded",
+        "MQTT_PATH=direct needs BROKER=embedded"
+    );
     let detect = env_or("DETECT", 1) != 0;
     let frames = env_or("FRAMES", 400);
     let devices = env_or("DEVICES", 4).max(1);
@@ -227,7 +241,7 @@ async fn main() -> Result<()> {
         other => bail!("BROKER must be embedded or mosquitto, not {other}"),
     };
     let topics = Topics::new(&config.mqtt_topic_prefix)?;
-    lastseen_shared::service::init_logs(&config.log);
+    lastseen_cloud::init_logs(&config.log);
     let listener = lastseen_cloud::bind(config.bind).await?;
     let base = format!("http://{}/api/v1", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -265,6 +279,15 @@ async fn main() -> Result<()> {
     .await?;
     let user = login["access_token"].as_str().context("token")?.to_owned();
 
+    // The direct path skips the guard: rumqttd's listener behind it, with
+    // the guard's password for every device.
+    let (broker, direct_password) = if path == "direct" {
+        let (upstream, secret) = lastseen_cloud::mqtt::unguarded_upstream(broker)
+            .context("the embedded broker's guard listener")?;
+        (upstream, Some(secret.expose().to_owned()))
+    } else {
+        (broker, None)
+    };
     let mut credentials = Vec::new();
     for index in 0..devices {
         let created = api(
@@ -282,11 +305,13 @@ async fn main() -> Result<()> {
     let mut tasks = Vec::new();
     for (index, (id, token)) in credentials.into_iter().enumerate() {
         let share = frames / devices + usize::from(index < frames % devices);
+        let password = direct_password.clone().unwrap_or_else(|| token.clone());
         tasks.push(tokio::spawn(device(
             broker,
             topics.clone(),
             id,
             token,
+            password,
             jpeg.clone(),
             share,
             window,
@@ -299,7 +324,7 @@ async fn main() -> Result<()> {
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     println!(
-        "broker={broker_kind} detect={detect} image={}B frames={} devices={devices} window={window} workers={workers}: \
+        "broker={broker_kind} path={path} detect={detect} image={}B frames={} devices={devices} window={window} workers={workers}: \
          {:.1} frames/s, ack latency p50 {:.1} ms, p99 {:.1} ms",
         jpeg.len(),
         latencies.len(),

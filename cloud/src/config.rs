@@ -185,6 +185,16 @@ pub struct Config {
     /// store and deletes those of unknown, revoked or expired devices.
     pub mqtt_dynsec_reconcile_secs: u64,
 
+    // The embedded broker's guard (cloud/src/mqtt/guard): what a device may
+    // send, and how often live sessions are re-checked.
+    /// Largest status message (and last will) a device may publish; with
+    /// `mqtt_max_message_bytes` for frames, it bounds what devices can make
+    /// the embedded broker retain: one status per device.
+    pub mqtt_max_status_bytes: usize,
+    /// Every live device session's token is verified again this often, so
+    /// expiry and changes made by another cloud process end sessions too.
+    pub mqtt_session_recheck_secs: u64,
+
     /// `tracing` filter, e.g. `info` or `lastseen_cloud=debug,info`.
     pub log: String,
 }
@@ -268,6 +278,8 @@ impl Default for Config {
             mqtt_keep_alive_secs: 30,
             mqtt_dynsec: false,
             mqtt_dynsec_reconcile_secs: 300,
+            mqtt_max_status_bytes: 16 * 1024,
+            mqtt_session_recheck_secs: 60,
             log: "info".to_owned(),
         }
     }

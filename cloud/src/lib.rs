@@ -285,6 +285,17 @@ pub async fn run(
         .map_err(StartupError::Serve)
 }
 
+/// Log targets off unless the configured filter names them: rumqttd logs
+/// every connection at INFO and one ERROR per client at a normal disconnect,
+/// which an operator would read as failures (`log = "info,rumqttd=debug"`
+/// brings them back). The guard logs device connections itself.
+pub const QUIET_LOG_TARGETS: &[&str] = &["rumqttd"];
+
+/// The cloud's logs: `filter` (or `RUST_LOG`) with [`QUIET_LOG_TARGETS`] off.
+pub fn init_logs(filter: &str) {
+    lastseen_shared::service::init_logs_quieting(filter, QUIET_LOG_TARGETS);
+}
+
 /// Every background task goes through here, so each has a name in the logs.
 pub fn spawn_named<F>(name: &'static str, task: F) -> tokio::task::JoinHandle<()>
 where

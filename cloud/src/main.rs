@@ -1,7 +1,7 @@
 use clap::Parser;
 use lastseen_cloud::config::{Cli, Config};
-use lastseen_cloud::{bind, run};
-use lastseen_shared::service::{init_logs, shutdown_signal};
+use lastseen_cloud::{bind, init_logs, run};
+use lastseen_shared::service::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -114,7 +114,7 @@ impl ManagedCloud {
             log: plan.log.clone(),
             ..Config::default()
         };
-        lastseen_shared::service::init_logs(&config.log);
+        lastseen_cloud::init_logs(&config.log);
         let mut cloud = Self {
             config,
             _data_dir: data_dir,

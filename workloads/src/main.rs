@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    lastseen_shared::service::init_logs(&scenario.cloud.log);
+    lastseen_cloud::init_logs(&scenario.cloud.log);
     let out = cli
         .out
         .unwrap_or_else(|| PathBuf::from("target/workloads").join(&scenario.name));

@@ -45,6 +45,26 @@ pub enum FrameOutcome {
     Dropped(&'static str),
 }
 
+/// What a device tried that the embedded broker's guard refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MqttDenial {
+    Connect,
+    Publish,
+    Subscribe,
+}
+
+impl MqttDenial {
+    const ALL: [MqttDenial; 3] = [Self::Connect, Self::Publish, Self::Subscribe];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            MqttDenial::Connect => "connect",
+            MqttDenial::Publish => "publish",
+            MqttDenial::Subscribe => "subscribe",
+        }
+    }
+}
+
 /// Gauges read when the metrics are rendered.
 pub struct Gauges<'a> {
     pub queue_depth: usize,
@@ -64,6 +84,9 @@ pub struct Metrics {
     statuses: AtomicU64,
     statuses_dropped: AtomicU64,
     configs_published: AtomicU64,
+    mqtt_denied: [AtomicU64; 3],
+    mqtt_kicked: AtomicU64,
+    mqtt_device_sessions: AtomicU64,
 }
 
 impl Metrics {
@@ -101,6 +124,18 @@ impl Metrics {
 
     pub fn config_published(&self) {
         self.configs_published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn mqtt_denied(&self, action: MqttDenial) {
+        self.mqtt_denied[action as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn mqtt_kicked(&self) {
+        self.mqtt_kicked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_mqtt_device_sessions(&self, live: u64) {
+        self.mqtt_device_sessions.store(live, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -170,6 +205,37 @@ impl Metrics {
             "lastseen_mqtt_configs_published_total",
             "Gate settings published (retained) on device config topics.",
             &self.configs_published,
+        );
+        header(
+            &mut out,
+            "lastseen_mqtt_denied_total",
+            "counter",
+            "Device packets the embedded broker's guard refused (a failed login, a publish or subscribe outside the device's own topics).",
+        );
+        for action in MqttDenial::ALL {
+            let value = self.mqtt_denied[action as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "lastseen_mqtt_denied_total{{action=\"{}\"}} {value}",
+                action.as_str()
+            );
+        }
+        counter(
+            &mut out,
+            "lastseen_mqtt_kicked_total",
+            "Device sessions the embedded broker's guard ended because their token stopped verifying (revoked, rotated, deleted, expired).",
+            &self.mqtt_kicked,
+        );
+        header(
+            &mut out,
+            "lastseen_mqtt_device_sessions",
+            "gauge",
+            "Device sessions live through the embedded broker's guard.",
+        );
+        let _ = writeln!(
+            out,
+            "lastseen_mqtt_device_sessions {}",
+            self.mqtt_device_sessions.load(Ordering::Relaxed)
         );
         header(
             &mut out,
@@ -271,6 +337,10 @@ mod tests {
         metrics.frame(Transport::Mqtt, FrameOutcome::Dropped("forged_token"));
         metrics.frame(Transport::Mqtt, FrameOutcome::Dropped("forged_token"));
         metrics.ack_sent();
+        metrics.mqtt_denied(MqttDenial::Subscribe);
+        metrics.mqtt_denied(MqttDenial::Subscribe);
+        metrics.mqtt_kicked();
+        metrics.set_mqtt_device_sessions(5);
         let histogram = Histogram::new();
         histogram.observe(std::time::Duration::from_millis(20));
         let text = metrics.render(&Gauges {
@@ -290,6 +360,10 @@ mod tests {
             "lastseen_frames_rejected_total{transport=\"mqtt\",reason=\"unprocessable_image\"} 1",
             "lastseen_frames_dropped_total{transport=\"mqtt\",reason=\"forged_token\"} 2",
             "lastseen_mqtt_acks_sent_total 1",
+            "lastseen_mqtt_denied_total{action=\"connect\"} 0",
+            "lastseen_mqtt_denied_total{action=\"subscribe\"} 2",
+            "lastseen_mqtt_kicked_total 1",
+            "lastseen_mqtt_device_sessions 5",
             "lastseen_detect_queue_depth 3",
             "lastseen_password_hashes_in_flight_peak 2",
             "lastseen_detection_seconds_count 1",

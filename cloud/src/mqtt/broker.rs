@@ -1,85 +1,88 @@
-//! The embedded broker: rumqttd inside the cloud process.
+//! The embedded broker: rumqttd inside the cloud process, on loopback only.
 //!
-//! It listens on `mqtt_listen` for devices (MQTT 3.1.1, TLS when a
-//! certificate is configured) and on a second, plain listener on a free
-//! loopback port for the cloud's own client, so that one client code path
-//! serves the embedded and the external broker alike.
+//! Devices never reach it directly: they connect to the guard on
+//! `mqtt_listen` (`super::guard`), which authorizes every packet and
+//! forwards what is allowed to rumqttd's `guard` listener. The cloud's own
+//! client uses a second loopback listener, so one client code path serves
+//! the embedded and the external broker alike. Each listener has its own
+//! login: the guard's listener takes only the guard's secret, the cloud's
+//! listener only the cloud's username and secret.
 //!
-//! rumqttd has no shutdown API and reports a failed bind only in its log, so
-//! the device port is tried first: a taken port is a startup error naming
-//! `mqtt_listen`. The broker lives as long as the process.
+//! rumqttd has no shutdown API and reports a failed bind only in its log;
+//! its ports are free loopback ports picked just before. The broker lives as
+//! long as the process.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 
-use rumqttd::{Broker, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
-use tokio::runtime::Handle;
+use rumqttd::{Broker, ConnectionSettings, RouterConfig, ServerSettings};
 
 use super::MqttError;
-use crate::auth::Accounts;
+use super::guard::Upstream;
 use crate::config::{Config, Secret};
 
 /// The username of the cloud's own client on the internal listener.
 pub(super) const CLOUD_USERNAME: &str = "lastseen-cloud";
 
-/// Milliseconds a new connection has to send its CONNECT.
-const CONNECT_TIMEOUT_MS: u16 = 5_000;
+/// Milliseconds a new connection has to send its CONNECT (the guard's
+/// timeout for devices, which includes a TLS handshake, too).
+pub(super) const CONNECT_TIMEOUT_MS: u16 = 5_000;
 
 /// Unacknowledged QoS 1 messages towards one connection (rumqttd's own cap is 100).
 const MAX_INFLIGHT: usize = 100;
 
-/// How the cloud's client reaches the embedded broker.
+/// Room beyond a message's payload for its topic and packet id.
+const HEADER_ROOM: usize = 64 * 1024 + 8;
+
+/// rumqttd slots beyond `mqtt_max_connections` devices and the cloud's
+/// client: a device that just left may still hold its slot for a moment
+/// after the guard let a new one in.
+const SLOT_HEADROOM: usize = 64;
+
+/// How the cloud's client and the guard reach the embedded broker.
 pub(super) struct Embedded {
     pub(super) internal: SocketAddr,
     pub(super) password: Secret,
+    pub(super) guard: Upstream,
 }
 
 /// Starts the broker on its own thread; returns once its ports are claimed.
-pub(super) fn start(config: &Config, accounts: Arc<Accounts>) -> Result<Embedded, MqttError> {
-    // Checked here rather than by rumqttd, which would only log it.
-    let probe = TcpListener::bind(config.mqtt_listen).map_err(|source| MqttError::Listen {
-        addr: config.mqtt_listen,
-        source,
-    })?;
-    drop(probe);
+pub(super) fn start(config: &Config) -> Result<Embedded, MqttError> {
     let internal = free_loopback_port()?;
-    let password = Secret::new(uuid::Uuid::new_v4().simple().to_string());
-
-    let tls = match (&config.mqtt_tls_cert, &config.mqtt_tls_key) {
-        (Some(cert), Some(key)) => Some(TlsConfig::Rustls {
-            capath: None,
-            certpath: cert.display().to_string(),
-            keypath: key.display().to_string(),
-        }),
-        _ => None,
+    let password = random_secret();
+    let guard = Upstream {
+        addr: free_loopback_port()?,
+        secret: random_secret(),
     };
-    if let Some(tls) = &tls
-        && !tls.validate_paths()
-    {
-        return Err(MqttError::Tls(
-            "mqtt_tls_cert or mqtt_tls_key does not exist".to_owned(),
-        ));
-    }
 
-    let connections = connection_settings(config, accounts, password.clone());
-    let server = |name: &str, listen: SocketAddr, tls: Option<TlsConfig>| ServerSettings {
+    let server = |name: &str, listen: SocketAddr, connections: ConnectionSettings| ServerSettings {
         name: name.to_owned(),
         listen,
-        tls,
+        tls: None,
         next_connection_delay_ms: 0,
-        connections: connections.clone(),
+        connections,
     };
     let servers = HashMap::from([
         (
-            "devices".to_owned(),
-            server("mqtt-devices", config.mqtt_listen, tls),
+            "guard".to_owned(),
+            server(
+                "mqtt-guard",
+                guard.addr,
+                guard_settings(config, guard.secret.clone()),
+            ),
         ),
-        ("cloud".to_owned(), server("mqtt-cloud", internal, None)),
+        (
+            "cloud".to_owned(),
+            server(
+                "mqtt-cloud",
+                internal,
+                cloud_settings(config, password.clone()),
+            ),
+        ),
     ]);
     let broker_config = rumqttd::Config {
         router: RouterConfig {
-            max_connections: config.mqtt_max_connections + 1,
+            max_connections: config.mqtt_max_connections + 1 + SLOT_HEADROOM,
             max_outgoing_packet_count: 200,
             max_segment_size: config.mqtt_broker_segment_bytes,
             max_segment_count: config.mqtt_broker_segments,
@@ -97,55 +100,84 @@ pub(super) fn start(config: &Config, accounts: Arc<Accounts>) -> Result<Embedded
             }
         })
         .map_err(MqttError::Thread)?;
-    tracing::info!(listen = %config.mqtt_listen, tls = config.mqtt_tls_cert.is_some(), "embedded MQTT broker started");
-    Ok(Embedded { internal, password })
+    Ok(Embedded {
+        internal,
+        password,
+        guard,
+    })
 }
 
-/// Devices log in with username = client id = device id and password =
-/// device token; the cloud with [`CLOUD_USERNAME`] and a per-process secret.
-/// The checks run on the cloud's runtime, where the store's pool lives.
-fn connection_settings(
-    config: &Config,
-    accounts: Arc<Accounts>,
-    cloud_password: Secret,
-) -> ConnectionSettings {
-    let mut settings = ConnectionSettings {
+fn random_secret() -> Secret {
+    Secret::new(uuid::Uuid::new_v4().simple().to_string())
+}
+
+fn base_settings(config: &Config) -> ConnectionSettings {
+    ConnectionSettings {
         connection_timeout_ms: CONNECT_TIMEOUT_MS,
-        max_payload_size: config.mqtt_max_message_bytes,
+        // The guard has checked each payload against its own limit; this
+        // limit is on the whole packet.
+        max_payload_size: config.mqtt_max_message_bytes + HEADER_ROOM,
         max_inflight_count: MAX_INFLIGHT,
         auth: None,
         external_auth: None,
         dynamic_filters: true,
-    };
-    let runtime = Handle::current();
+    }
+}
+
+/// The guard logs in as the device it speaks for (username = client id =
+/// device id) with the guard's secret; the cloud's username never.
+fn guard_settings(config: &Config, secret: Secret) -> ConnectionSettings {
+    let mut settings = base_settings(config);
     settings.set_auth_handler(
         move |client_id: String, username: String, password: String| {
-            let accounts = accounts.clone();
-            let cloud_password = cloud_password.clone();
-            let check = runtime.spawn(async move {
-                if username == CLOUD_USERNAME {
-                    return password == cloud_password.expose()
-                        && client_id.starts_with(CLOUD_USERNAME);
-                }
-                if client_id != username {
-                    return false;
-                }
-                match accounts.authenticate_device(&password).await {
-                    Ok(device) => device.id.to_string() == username,
-                    Err(error) => {
-                        tracing::debug!(%error, "MQTT login refused");
-                        false
-                    }
-                }
-            });
-            async move { check.await.unwrap_or(false) }
+            let allowed = client_id == username
+                && !username.starts_with(CLOUD_USERNAME)
+                && same_secret(&password, secret.expose());
+            async move { allowed }
         },
     );
     settings
+}
+
+/// The cloud's client logs in with [`CLOUD_USERNAME`] and a per-process secret.
+fn cloud_settings(config: &Config, secret: Secret) -> ConnectionSettings {
+    let mut settings = base_settings(config);
+    settings.set_auth_handler(
+        move |client_id: String, username: String, password: String| {
+            let allowed = username == CLOUD_USERNAME
+                && client_id.starts_with(CLOUD_USERNAME)
+                && same_secret(&password, secret.expose());
+            async move { allowed }
+        },
+    );
+    settings
+}
+
+/// Compares in time independent of where the two differ.
+fn same_secret(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
 }
 
 /// A loopback port nobody holds right now (rumqttd cannot report a port-0 bind).
 pub fn free_loopback_port() -> Result<SocketAddr, MqttError> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(MqttError::Internal)?;
     listener.local_addr().map_err(MqttError::Internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("", "abc"));
+    }
 }

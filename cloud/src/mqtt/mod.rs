@@ -1,7 +1,10 @@
 //! MQTT transport: devices publish frame envelopes and statuses; the cloud
 //! answers with acks and publishes their gate settings.
 //!
-//! - `broker`: the embedded rumqttd (`mqtt = "embedded"`, the default).
+//! - `broker`: the embedded rumqttd (`mqtt = "embedded"`, the default), on
+//!   loopback only.
+//! - `guard`: the embedded broker's device port (`mqtt_listen`), which
+//!   authorizes every device per topic and ends revoked sessions.
 //! - `session`: the cloud's own MQTT client (rumqttc), the same for the
 //!   embedded and an external broker (`mqtt = "external"`): shared
 //!   subscriptions on every device's frames and status topics, so several
@@ -22,6 +25,7 @@
 mod broker;
 mod dynsec;
 pub mod frames;
+mod guard;
 mod session;
 pub mod settings;
 mod status;
@@ -29,6 +33,8 @@ mod status;
 use std::net::SocketAddr;
 
 pub use broker::free_loopback_port;
+#[doc(hidden)]
+pub use guard::unguarded_upstream;
 pub use settings::BrokerUrl;
 
 use crate::config::{Config, MqttMode};
@@ -63,8 +69,14 @@ pub async fn start(config: &Config, state: &AppState) -> Result<(), MqttError> {
     let target = match config.mqtt {
         MqttMode::Off => return Ok(()),
         MqttMode::Embedded => {
-            let embedded = broker::start(config, state.accounts.clone())?;
-            session::Target::embedded(&embedded)
+            let listener = guard::bind(config).await?;
+            let embedded = broker::start(config)?;
+            let target = session::Target::embedded(&embedded);
+            let connect_timeout =
+                std::time::Duration::from_millis(broker::CONNECT_TIMEOUT_MS.into());
+            guard::start(listener, config, state, embedded.guard, connect_timeout)?;
+            tracing::info!(listen = %config.mqtt_listen, tls = config.mqtt_tls_cert.is_some(), "embedded MQTT broker started");
+            target
         }
         MqttMode::External => {
             let url = config

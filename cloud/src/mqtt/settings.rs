@@ -95,6 +95,14 @@ impl Config {
             "mqtt_keep_alive_secs must be 5 to 3600",
         );
         check(
+            (64..=self.mqtt_max_message_bytes).contains(&self.mqtt_max_status_bytes),
+            "mqtt_max_status_bytes must be 64 to mqtt_max_message_bytes",
+        );
+        check(
+            (1..=86_400).contains(&self.mqtt_session_recheck_secs),
+            "mqtt_session_recheck_secs must be 1 to 86400",
+        );
+        check(
             self.mqtt_tls_cert.is_some() == self.mqtt_tls_key.is_some(),
             "set both mqtt_tls_cert and mqtt_tls_key, or neither",
         );
@@ -172,11 +180,13 @@ mod tests {
             mqtt_topic_prefix: "a/#".into(),
             mqtt_shared_group: "a/b".into(),
             mqtt_tls_cert: Some("cert.pem".into()),
+            mqtt_max_status_bytes: 0,
+            mqtt_session_recheck_secs: 0,
             ..Config::default()
         };
         assert_eq!(
             config.mqtt_problems().len(),
-            4,
+            6,
             "{:?}",
             config.mqtt_problems()
         );

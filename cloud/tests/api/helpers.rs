@@ -4,6 +4,7 @@
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use lastseen_cloud::config::{Config, MqttMode, Secret};
 use reqwest::StatusCode;
@@ -105,7 +106,7 @@ pub(crate) async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestA
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(data_dir.path());
     customize(&mut config);
-    lastseen_shared::service::init_logs(&config.log);
+    lastseen_cloud::init_logs(&config.log);
     let listener = lastseen_cloud::bind(config.bind)
         .await
         .expect("binds port 0");
@@ -244,6 +245,39 @@ impl TestApp {
                 .unwrap_or(0)
         }
         count(&self.data_dir.path().join("blobs"))
+    }
+}
+
+/// The value of one sample in the cloud's /metrics, 0 when absent.
+pub(crate) async fn metric(app: &TestApp, sample: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until a metric reaches `want`.
+pub(crate) async fn wait_for_metric(app: &TestApp, sample: &str, want: u64) {
+    let deadline = Instant::now() + crate::mqtt_client::PATIENCE;
+    loop {
+        let value = metric(app, sample).await;
+        if value >= want {
+            assert_eq!(value, want, "{sample}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sample} is {value}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

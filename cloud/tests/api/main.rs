@@ -12,6 +12,7 @@ mod limits;
 mod live;
 mod mosquitto_dynsec;
 mod mqtt;
+mod mqtt_attacks;
 mod mqtt_client;
 mod mqtt_dynsec;
 mod mqtt_wire;

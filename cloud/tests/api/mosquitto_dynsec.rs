@@ -49,6 +49,16 @@ thread_local! {
     static KEPT: RefCell<Vec<DynsecBroker>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The admin password of the broker this test started at `address`.
+pub(crate) fn admin_password_of(address: &str) -> Option<String> {
+    KEPT.with(|kept| {
+        kept.borrow()
+            .iter()
+            .find(|broker| broker.address == address)
+            .map(|broker| broker.admin_password.clone())
+    })
+}
+
 fn plugin() -> PathBuf {
     if let Some(path) = std::env::var_os("LASTSEEN_TEST_DYNSEC_PLUGIN") {
         return PathBuf::from(path);

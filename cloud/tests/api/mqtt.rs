@@ -9,7 +9,7 @@ use lastseen_shared::{DeviceState, DeviceStatus, GateSettings, Topics};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, fixture_jpeg, spawn_app_with};
+use crate::helpers::{TestApp, fixture_jpeg, metric, spawn_app_with, wait_for_metric};
 use crate::mqtt_client::{
     Broker, MqttDevice, PATIENCE, connect_device, envelope, envelope_v1, use_broker,
 };
@@ -43,39 +43,6 @@ impl Setup {
         let (id, token) = self.app.device(&self.user, name).await;
         let device = connect_device(&self.broker, &self.topics, &id, &token).await;
         (id, token, device)
-    }
-}
-
-/// The value of one sample in the cloud's /metrics, 0 when absent.
-pub(crate) async fn metric(app: &TestApp, sample: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Waits until a metric reaches `want`.
-pub(crate) async fn wait_for_metric(app: &TestApp, sample: &str, want: u64) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let value = metric(app, sample).await;
-        if value >= want {
-            assert_eq!(value, want, "{sample}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sample} is {value}, want {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -172,17 +139,19 @@ async fn dynsec_a_broken_image_is_rejected_for_good() {
 
 async fn forged_frames_are_dropped_counted_and_never_acked(broker: Broker) {
     let s = setup(broker).await;
-    let (_, mallory_token, mut mallory) = s.device("Mallory").await;
+    let (_, _, mut mallory) = s.device("Mallory").await;
     let (_, victim_token, mut victim) = s.device("Victim").await;
     let jpeg = fixture_jpeg("dog.jpg");
 
-    // Mallory's token inside a (legacy) envelope naming the victim, on the victim's topic.
+    // Everything on Mallory's own topic: publishing on the victim's is the
+    // broker's to refuse (mqtt_attacks.rs).
+    // The victim's token inside a (legacy) envelope naming Mallory.
     mallory
-        .publish_frame(victim.id, envelope_v1(victim.id, &mallory_token, 1, &jpeg))
+        .publish_frame(mallory.id, envelope_v1(mallory.id, &victim_token, 1, &jpeg))
         .await;
     // A token that is no token.
     mallory
-        .publish_frame(victim.id, envelope_v1(victim.id, "not.a.token", 2, &jpeg))
+        .publish_frame(mallory.id, envelope_v1(mallory.id, "not.a.token", 2, &jpeg))
         .await;
     // The victim's real envelope replayed on Mallory's topic.
     mallory

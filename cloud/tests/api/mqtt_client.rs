@@ -11,7 +11,7 @@ use lastseen_shared::signed::{self, SignedKind};
 use lastseen_shared::{Ack, DeviceId, DeviceKey, DeviceStatus, GateSettings, Topics};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, NetworkOptions,
-    Packet, QoS,
+    Packet, QoS, SubscribeReasonCode,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -182,12 +182,37 @@ pub(crate) async fn try_login(
     client_id: &str,
     password: &str,
 ) -> Result<(), ConnectionError> {
+    try_login_as(broker, client_id, client_id, password).await
+}
+
+/// [`try_login`] with a username other than the client id.
+pub(crate) async fn try_login_as(
+    broker: &str,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> Result<(), ConnectionError> {
     let (_client, mut eventloop) =
-        AsyncClient::new(options(broker, client_id, client_id, password), 8);
+        AsyncClient::new(options(broker, client_id, username, password), 8);
     loop {
         match eventloop.poll().await? {
             Event::Incoming(Packet::ConnAck(_)) => return Ok(()),
             _ => continue,
+        }
+    }
+}
+
+/// Waits until a new device's login works (with dynsec the cloud creates it
+/// just after the API answered); panics on any other failure.
+pub(crate) async fn wait_for_login(broker: &str, client_id: &str, password: &str) {
+    let refusals_until = std::time::Instant::now() + LOGIN_PATIENCE;
+    loop {
+        match try_login(broker, client_id, password).await {
+            Ok(()) => return,
+            Err(error) if is_refusal(&error) && std::time::Instant::now() < refusals_until => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("{client_id} cannot log in to {broker}: {error}"),
         }
     }
 }
@@ -306,5 +331,175 @@ impl MqttDevice {
                 .await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What an [`MqttPeer`] saw, in order.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    Message(String, Bytes),
+    SubAck(Vec<SubscribeReasonCode>),
+    /// The connection ended (refused, dropped or closed by the broker); the
+    /// peer does not reconnect.
+    Closed,
+}
+
+/// An MQTT client that does what it is told and reports what it sees,
+/// without reconnecting: an attacker's device, or a privileged observer.
+pub(crate) struct MqttPeer {
+    pub(crate) client: AsyncClient,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    closed: bool,
+    task: JoinHandle<()>,
+}
+
+impl Drop for MqttPeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connects with these credentials (client id = username); panics unless
+/// the broker accepts.
+pub(crate) async fn connect_peer(broker: &str, client_id: &str, password: &str) -> MqttPeer {
+    connect_peer_as(broker, client_id, client_id, password).await
+}
+
+/// [`connect_peer`] with a username other than the client id.
+pub(crate) async fn connect_peer_as(
+    broker: &str,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> MqttPeer {
+    let mut options = options(broker, client_id, username, password);
+    options.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    let (sender, seen) = mpsc::unbounded_channel();
+    let (connected, ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut connected = Some(connected);
+        loop {
+            let seen = match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let Some(connected) = connected.take() {
+                        let _ = connected.send(Ok(()));
+                    }
+                    continue;
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => Seen::SubAck(ack.return_codes),
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    Seen::Message(publish.topic, publish.payload)
+                }
+                Ok(_) => continue,
+                Err(error) => {
+                    if let Some(connected) = connected.take() {
+                        let _ = connected.send(Err(error));
+                        return;
+                    }
+                    let _ = sender.send(Seen::Closed);
+                    return;
+                }
+            };
+            let _ = sender.send(seen);
+        }
+    });
+    match tokio::time::timeout(PATIENCE, ready).await {
+        Ok(Ok(Ok(()))) => {}
+        outcome => panic!("{client_id} could not connect to {broker}: {outcome:?}"),
+    }
+    MqttPeer {
+        client,
+        seen,
+        closed: false,
+        task,
+    }
+}
+
+impl MqttPeer {
+    /// Subscribes and waits for the broker's answer: the SUBACK's return
+    /// codes, or `None` if the connection ended instead.
+    pub(crate) async fn subscribe(&mut self, filter: &str) -> Option<Vec<SubscribeReasonCode>> {
+        if self
+            .client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .is_err()
+        {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.seen.recv()).await {
+                Ok(Some(Seen::SubAck(codes))) => return Some(codes),
+                Ok(Some(Seen::Message(..))) => continue,
+                Ok(Some(Seen::Closed) | None) => {
+                    self.closed = true;
+                    return None;
+                }
+                Err(_) => panic!("no answer to SUBSCRIBE {filter}"),
+            }
+        }
+    }
+
+    /// Publishes at QoS 1; a broker that refuses it may close the connection.
+    pub(crate) async fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) {
+        let _ = self
+            .client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await;
+    }
+
+    /// Every message that arrives within `window` (a quiet period, since a
+    /// test of what must *not* arrive has nothing else to wait for).
+    pub(crate) async fn messages_within(&mut self, window: Duration) -> Vec<(String, Bytes)> {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut messages = Vec::new();
+        while let Ok(Some(seen)) = tokio::time::timeout_at(deadline, self.seen.recv()).await {
+            match seen {
+                Seen::Message(topic, payload) => messages.push((topic, payload)),
+                Seen::SubAck(_) => {}
+                Seen::Closed => self.closed = true,
+            }
+        }
+        messages
+    }
+
+    /// Waits up to `within` for the connection to end; true if it did.
+    pub(crate) async fn closed_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.closed {
+            match tokio::time::timeout_at(deadline, self.seen.recv()).await {
+                Ok(Some(Seen::Closed) | None) => self.closed = true,
+                Ok(Some(_)) => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+/// A client that may subscribe to anything on `broker`, to look at what
+/// the broker holds (retained messages) from outside the rules devices live
+/// by. Embedded: straight to rumqttd behind the guard, in this process.
+pub(crate) async fn observer(broker: Broker, address: &str) -> MqttPeer {
+    let name = format!("observer-{}", uuid::Uuid::new_v4().simple());
+    match broker {
+        Broker::Embedded => {
+            let device_port = address.parse().expect("host:port");
+            let (upstream, secret) = lastseen_cloud::mqtt::unguarded_upstream(device_port)
+                .expect("the embedded broker runs in this process");
+            connect_peer(&upstream.to_string(), &name, secret.expose()).await
+        }
+        Broker::Mosquitto => connect_peer(MOSQUITTO, &name, "").await,
+        // The plugin's admin may read every topic.
+        Broker::Dynsec => {
+            let password = crate::mosquitto_dynsec::admin_password_of(address)
+                .expect("the test's dynsec broker");
+            connect_peer_as(address, &name, crate::mosquitto_dynsec::ADMIN, &password).await
+        }
     }
 }

@@ -18,9 +18,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::helpers::metric;
 use crate::helpers::{TestApp, fixture_jpeg, spawn_app_with};
 use crate::mosquitto_dynsec::{ADMIN, DynsecBroker};
-use crate::mqtt::metric;
 use crate::mqtt_client::{PATIENCE, connect_device, envelope};
 
 /// A kicked session must end within this.

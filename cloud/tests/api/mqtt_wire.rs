@@ -14,7 +14,8 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
 use crate::helpers::fixture_jpeg;
-use crate::mqtt::{Setup, metric, setup, wait_for_metric};
+use crate::helpers::{metric, wait_for_metric};
+use crate::mqtt::{Setup, setup};
 use crate::mqtt_client::{Broker, MOSQUITTO, PATIENCE, connect_device, envelope, envelope_v1};
 
 const DROPPED: &str = "lastseen_frames_dropped_total{transport=\"mqtt\",reason=";

@@ -431,11 +431,7 @@ async fn publish_changes(
                 // The changes are in the store: a device gets them the next
                 // time it comes online, or from GET /device/settings.
                 tracing::warn!(missed, "settings changes not published: too many at once");
-                session
-                    .configured
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                session.forget_all_configured();
             }
             Err(RecvError::Closed) => return,
         }
@@ -474,11 +470,7 @@ async fn publish_on_rotation(
                     missed,
                     "credential changes missed: settings are signed again at the next online status"
                 );
-                session
-                    .configured
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                session.forget_all_configured();
             }
             Err(RecvError::Closed) => return,
         }
@@ -578,6 +570,14 @@ impl Session {
             }
             Err(error) => tracing::warn!(%error, %device, "cannot queue gate settings"),
         }
+    }
+
+    /// Every device gets its settings again the next time it comes online.
+    fn forget_all_configured(&self) {
+        self.configured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// The device gets its settings again the next time it comes online.

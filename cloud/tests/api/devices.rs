@@ -49,16 +49,7 @@ async fn a_rotated_token_replaces_the_old_one_at_once() {
             .status(),
         StatusCode::CREATED
     );
-    let rotated: Value = app
-        .client
-        .post(app.url(&format!("/api/v1/devices/{id}/rotate")))
-        .bearer_auth(&user)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated = app.act_on_device(&user, &id, "rotate").await;
     let new = rotated["token"].as_str().unwrap();
     error_code(
         app.post_frame(&old, 2, AT, fixture_jpeg("dog.jpg")).await,
@@ -100,16 +91,7 @@ async fn a_revoked_device_cannot_send_but_its_history_stays() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cup["device_id"], id.as_str());
     // Rotating does not bring a revoked device back.
-    let rotated: Value = app
-        .client
-        .post(app.url(&format!("/api/v1/devices/{id}/rotate")))
-        .bearer_auth(&user)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated = app.act_on_device(&user, &id, "rotate").await;
     error_code(
         app.post_frame(
             rotated["token"].as_str().unwrap(),

@@ -192,6 +192,20 @@ impl TestApp {
         )
     }
 
+    /// `POST /devices/{id}/{action}` (`rotate`, `revoke`) as the owner; must
+    /// answer 200; its JSON.
+    pub(crate) async fn act_on_device(&self, user_token: &str, id: &str, action: &str) -> Value {
+        let response = self
+            .client
+            .post(self.url(&format!("/api/v1/devices/{id}/{action}")))
+            .bearer_auth(user_token)
+            .send()
+            .await
+            .expect("device action request");
+        assert_eq!(response.status(), StatusCode::OK, "{action}");
+        response.json().await.expect("device JSON")
+    }
+
     pub(crate) async fn post_frame(
         &self,
         device_token: &str,

@@ -221,17 +221,9 @@ impl Scene {
 
     /// Bob acts on his own device.
     async fn bob_posts(&self, action: &str) -> Value {
-        let path = format!("/api/v1/devices/{}/{action}", self.attacker_id);
-        let response = self
-            .app
-            .client
-            .post(self.app.url(&path))
-            .bearer_auth(&self.bob)
-            .send()
+        self.app
+            .act_on_device(&self.bob, &self.attacker_id, action)
             .await
-            .expect("POST");
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        response.json().await.expect("JSON")
     }
 
     /// Leaves nothing retained behind on a shared broker.

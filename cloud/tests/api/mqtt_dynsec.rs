@@ -405,17 +405,7 @@ async fn dynsec_rotation_kicks_the_old_session_and_only_the_new_token_logs_in() 
     let (id, old) = s.device(&s.user, "Kitchen").await;
     let name = id.to_string();
     let mut session = Raw::device(&s.broker.address, &name, &old).await;
-    let rotated: serde_json::Value = s
-        .app
-        .client
-        .post(s.app.url(&format!("/api/v1/devices/{id}/rotate")))
-        .bearer_auth(&s.user)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated = s.app.act_on_device(&s.user, &name, "rotate").await;
     let new = rotated["token"].as_str().unwrap();
     assert!(
         session.ends_within(KICK_WITHIN).await,

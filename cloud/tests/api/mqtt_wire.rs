@@ -11,7 +11,6 @@ use lastseen_shared::signed::{self, SignedKind};
 use lastseen_shared::{DeviceKey, DeviceState, DeviceStatus, GateSettings};
 use reqwest::StatusCode;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::Value;
 
 use crate::helpers::fixture_jpeg;
 use crate::helpers::{metric, wait_for_metric};
@@ -113,15 +112,7 @@ async fn frames_without_the_devices_tag_are_dropped_and_counted(broker: Broker) 
         // A revoked device's correctly signed frame: its key went with it.
         // (The embedded broker refuses a revoked device before this point;
         // the machine's Mosquitto lets anyone publish anywhere.)
-        let response = s
-            .app
-            .client
-            .post(s.app.url(&format!("/api/v1/devices/{victim_id}/revoke")))
-            .bearer_auth(&s.user)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        s.app.act_on_device(&s.user, &victim_id, "revoke").await;
         mallory
             .publish_frame(victim.id, envelope(victim.id, &victim_token, 4, &jpeg))
             .await;
@@ -183,16 +174,7 @@ async fn put_settings(s: &Setup, id: &str, settings: &GateSettings) {
 }
 
 async fn rotate(s: &Setup, id: &str) -> String {
-    let response = s
-        .app
-        .client
-        .post(s.app.url(&format!("/api/v1/devices/{id}/rotate")))
-        .bearer_auth(&s.user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = s.app.act_on_device(&s.user, id, "rotate").await;
     body["token"].as_str().expect("a new token").to_owned()
 }
 

@@ -5,7 +5,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, error_code, spawn_app_with};
+use crate::helpers::{PASSWORD, TestApp, error_code, metric, spawn_app_with};
 
 /// Statuses of `n` concurrent login attempts.
 async fn concurrent_logins(app: &TestApp, n: usize, username: &str) -> Vec<StatusCode> {
@@ -35,21 +35,6 @@ async fn login_from(
         .await
         .unwrap()
         .status()
-}
-
-async fn metric(app: &TestApp, name: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

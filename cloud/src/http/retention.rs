@@ -44,8 +44,8 @@ struct RetentionAnswer {
     stored_bytes: u64,
 }
 
-/// The account's own limits, replacing the server's defaults. A missing or
-/// null field is "no limit" in that dimension.
+/// The account's own limits. A missing or null field is "no limit" in that
+/// dimension; each applies only where it is stricter than the server's.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RetentionChange {
@@ -91,7 +91,7 @@ async fn get_retention(
     Ok(answer(state.retention.of_user(session.user).await?))
 }
 
-/// Sets the account's own retention, replacing the server's defaults.
+/// Sets the account's own retention; the server's limits stay upper bounds.
 ///
 /// Takes effect at the next run of the maintenance task.
 #[utoipa::path(

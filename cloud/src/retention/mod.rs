@@ -2,7 +2,9 @@
 //! orphaned images, run together by one background task.
 //!
 //! Retention keeps each user's frames within their limits (days and/or
-//! bytes): the configured defaults, or the user's own when they set some.
+//! bytes): the configured defaults, or the user's own when they set some,
+//! each no looser than the configured one (the operator's limits are upper
+//! bounds: [`RetentionLimits::within`]).
 //! It deletes the oldest frames first, a bounded batch per transaction
 //! ([`Store::delete_frames`], which also repairs `last_seen`), then the
 //! images no remaining frame points at. Frames of an unchanged scene share
@@ -49,7 +51,8 @@ pub enum RetentionError {
 /// `maintenance_*` and `orphan_grace_secs` config keys).
 #[derive(Clone, Debug)]
 pub struct MaintenanceSettings {
-    /// What applies to a user who did not set their own limits.
+    /// What applies to a user who did not set their own limits, and the
+    /// upper bound of what one who did may have.
     pub defaults: RetentionLimits,
     /// Frames per deletion transaction, and blobs per listed page.
     pub batch: u32,
@@ -61,7 +64,7 @@ pub struct MaintenanceSettings {
 pub enum LimitsSource {
     /// The configured defaults.
     Default,
-    /// The user's own.
+    /// The user's own, each no looser than the configured ones.
     User,
 }
 
@@ -100,7 +103,9 @@ impl Retention {
         let own = self.store.retention_of(user).await?;
         let stored_bytes = self.store.stored_bytes(user).await?;
         Ok(UserRetention {
-            limits: own.unwrap_or(self.settings.defaults),
+            limits: own.map_or(self.settings.defaults, |own| {
+                own.within(self.settings.defaults)
+            }),
             source: if own.is_some() {
                 LimitsSource::User
             } else {

@@ -36,7 +36,9 @@ impl Retention {
             };
             after = Some(last.user);
             for subject in &users {
-                let limits = subject.limits.unwrap_or(self.settings.defaults);
+                let limits = subject.limits.map_or(self.settings.defaults, |own| {
+                    own.within(self.settings.defaults)
+                });
                 report.add(self.enforce_for(subject.user, limits, now).await?);
             }
         }

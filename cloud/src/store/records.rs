@@ -125,14 +125,31 @@ pub struct DetectionRow {
     pub detection: Detection,
 }
 
-/// A user's own retention limits, which replace the configured defaults.
-/// `None` is "no limit" in that dimension.
+/// Retention limits: the server's (`retention_days`, `retention_max_bytes`)
+/// or a user's own. `None` is "no limit" in that dimension.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionLimits {
     /// Frames captured more than this many days ago are deleted.
     pub max_age_days: Option<u32>,
     /// The oldest frames are deleted while their images take more than this.
     pub max_bytes: Option<u64>,
+}
+
+impl RetentionLimits {
+    /// A user's own limits under the server's: each is the stricter of the
+    /// two, so a user can lower the operator's limits but never lift them.
+    pub fn within(self, server: RetentionLimits) -> RetentionLimits {
+        fn stricter<T: Ord>(own: Option<T>, server: Option<T>) -> Option<T> {
+            match (own, server) {
+                (Some(own), Some(server)) => Some(own.min(server)),
+                (own, server) => own.or(server),
+            }
+        }
+        RetentionLimits {
+            max_age_days: stricter(self.max_age_days, server.max_age_days),
+            max_bytes: stricter(self.max_bytes, server.max_bytes),
+        }
+    }
 }
 
 /// A user as the retention sweep walks them: id order, with their own limits
@@ -153,4 +170,38 @@ pub struct AgedFrame {
     pub bytes: u64,
     /// How many frames (this one included) point at `blob_key`.
     pub blob_refs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RetentionLimits;
+
+    fn limits(days: Option<u32>, bytes: Option<u64>) -> RetentionLimits {
+        RetentionLimits {
+            max_age_days: days,
+            max_bytes: bytes,
+        }
+    }
+
+    #[test]
+    fn a_user_can_lower_the_servers_limits_but_not_lift_them() {
+        let server = limits(Some(30), Some(1_000));
+        // "No limit" and looser limits stay at the server's.
+        assert_eq!(limits(None, None).within(server), server);
+        assert_eq!(limits(Some(90), Some(5_000)).within(server), server);
+        // Stricter ones apply.
+        assert_eq!(
+            limits(Some(7), Some(500)).within(server),
+            limits(Some(7), Some(500))
+        );
+        // Without server limits the user's own apply as they are.
+        assert_eq!(
+            limits(Some(7), None).within(RetentionLimits::default()),
+            limits(Some(7), None)
+        );
+        assert_eq!(
+            limits(None, Some(9)).within(limits(Some(30), None)),
+            limits(Some(30), Some(9))
+        );
+    }
 }

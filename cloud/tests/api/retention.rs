@@ -129,9 +129,10 @@ async fn retention_is_read_set_and_reset_through_the_api() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
+    // The server's 30 days are an upper bound: "no limit" does not lift it.
     assert_eq!(
         response.json::<Value>().await.unwrap(),
-        json!({"max_age_days": null, "max_bytes": 5_000_000_000u64, "source": "user", "stored_bytes": size})
+        json!({"max_age_days": 30, "max_bytes": 5_000_000_000u64, "source": "user", "stored_bytes": size})
     );
     // A missing field is no limit too.
     let response = retention_call(&app, put.clone(), &user, Some(json!({"max_age_days": 7}))).await;
@@ -197,6 +198,15 @@ async fn the_maintenance_task_deletes_frames_past_their_retention() {
     })
     .await;
     let user = app.user("alice").await;
+    // The user asks to keep everything forever: the server's 30 days hold.
+    let response = retention_call(
+        &app,
+        reqwest::Method::PUT,
+        &user,
+        Some(json!({"max_age_days": null, "max_bytes": null})),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
     let (_, device) = app.device(&user, "Desk").await;
     let old: Value = app
         .post_frame(

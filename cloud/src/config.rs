@@ -139,6 +139,11 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// Widest thumbnail `GET /frames/{id}/image?width=` makes.
     pub max_thumbnail_width: u32,
+    /// Drawn or shrunk images (`?boxes=`, `?width=`) made at once (each
+    /// decodes a whole frame), and how long a request waits for a slot
+    /// before 503.
+    pub render_max_concurrent: usize,
+    pub render_wait_ms: u64,
     /// Live events buffered per user for a slow browser before it misses some.
     pub live_channel_capacity: usize,
     /// Time a live WebSocket has to send its `auth` message.
@@ -258,6 +263,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
             max_thumbnail_width: 1280,
+            render_max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            render_wait_ms: 2000,
             live_channel_capacity: 64,
             live_auth_timeout_secs: 10,
             live_ping_interval_secs: 30,
@@ -395,6 +402,10 @@ impl Config {
         check(
             self.max_thumbnail_width >= 16,
             "max_thumbnail_width must be at least 16",
+        );
+        check(
+            self.render_max_concurrent >= 1,
+            "render_max_concurrent must be at least 1",
         );
         check(
             self.live_channel_capacity >= 1,

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod blob;
+pub mod bounded;
 pub mod config;
 pub mod detect;
 pub mod devices;
@@ -170,6 +171,10 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             config.max_page_size,
             config.max_image_pixels,
             config.max_thumbnail_width,
+            bounded::BoundedWork::new(
+                config.render_max_concurrent,
+                Duration::from_millis(config.render_wait_ms),
+            ),
         )),
         live,
         store,

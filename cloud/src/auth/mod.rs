@@ -14,13 +14,11 @@ pub mod policy;
 pub mod token;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lastseen_shared::token::{Claims, TokenKind};
 use lastseen_shared::{DeviceId, DeviceKey, UserId};
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 pub use device_key::DeviceKeys;
@@ -30,6 +28,7 @@ pub use policy::PolicyError;
 pub use token::{KeyError, SignError, TokenError, TokenKeys};
 
 use crate::blob::{BlobKey, BlobStore};
+use crate::bounded::{BoundedWork, Busy, WorkLoad};
 use crate::devices::credentials::{CredentialChange, CredentialEvents};
 use crate::store::{DeviceRecord, Store, StoreError, UserRecord};
 
@@ -68,6 +67,14 @@ impl From<StoreError> for AuthError {
     }
 }
 
+impl From<Busy> for AuthError {
+    fn from(busy: Busy) -> Self {
+        AuthError::Busy {
+            retry_after_secs: busy.retry_after_secs,
+        }
+    }
+}
+
 impl From<TokenError> for AuthError {
     fn from(_: TokenError) -> Self {
         AuthError::InvalidToken
@@ -101,57 +108,6 @@ pub struct LoginLimits {
     pub hash_wait: Duration,
 }
 
-/// Argon2 work in flight, bounded by a semaphore; the peak is a metric.
-struct HashSlots {
-    slots: Arc<Semaphore>,
-    wait: Duration,
-    load: Arc<LoadCounter>,
-}
-
-#[derive(Default)]
-struct LoadCounter {
-    in_flight: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-/// A held hashing slot. It moves into the blocking task, so the bound holds
-/// even when the request that asked is dropped mid-hash.
-struct HashSlot {
-    load: Arc<LoadCounter>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl Drop for HashSlot {
-    fn drop(&mut self) {
-        self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl HashSlots {
-    async fn acquire(&self) -> Result<HashSlot, AuthError> {
-        let busy = AuthError::Busy {
-            retry_after_secs: self.wait.as_secs().max(1),
-        };
-        let permit = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| busy)?
-            .map_err(|e| AuthError::Task(e.to_string()))?;
-        let now = self.load.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        self.load.peak.fetch_max(now, Ordering::Relaxed);
-        Ok(HashSlot {
-            load: self.load.clone(),
-            _permit: permit,
-        })
-    }
-}
-
-/// Password hashing right now and at most so far, for `/metrics`.
-#[derive(Clone, Copy, Debug)]
-pub struct HashingLoad {
-    pub in_flight: usize,
-    pub peak: usize,
-}
-
 pub struct Accounts {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
@@ -160,7 +116,7 @@ pub struct Accounts {
     access_ttl_secs: u64,
     throttle: LoginThrottle,
     registrations: RateBudget,
-    hashing: HashSlots,
+    hashing: BoundedWork,
     credentials: CredentialEvents,
 }
 
@@ -182,11 +138,7 @@ impl Accounts {
             access_ttl_secs,
             throttle: LoginThrottle::new(limits.throttle),
             registrations: RateBudget::new(limits.register_max_per_client, limits.register_window),
-            hashing: HashSlots {
-                slots: Arc::new(Semaphore::new(limits.max_concurrent_hashes.max(1))),
-                wait: limits.hash_wait,
-                load: Arc::default(),
-            },
+            hashing: BoundedWork::new(limits.max_concurrent_hashes, limits.hash_wait),
             credentials,
         }
     }
@@ -245,11 +197,8 @@ impl Accounts {
         self.issue(user.id, user.tokens_valid_after)
     }
 
-    pub fn hashing_load(&self) -> HashingLoad {
-        HashingLoad {
-            in_flight: self.hashing.load.in_flight.load(Ordering::Relaxed),
-            peak: self.hashing.load.peak.load(Ordering::Relaxed),
-        }
+    pub fn hashing_load(&self) -> WorkLoad {
+        self.hashing.load()
     }
 
     /// The user a bearer token speaks for: the signature and expiry hold, the
@@ -396,7 +345,7 @@ impl Accounts {
     }
 
     async fn hash(&self, password: &str) -> Result<String, AuthError> {
-        let slot = self.hashing.acquire().await?;
+        let slot = self.hashing.acquire().await.map_err(AuthError::from)?;
         let hasher = self.hasher.clone();
         let password = password.to_owned();
         Ok(tokio::task::spawn_blocking(move || {
@@ -413,7 +362,7 @@ impl Accounts {
         if password.len() > policy::MAX_PASSWORD_BYTES {
             return Ok(false);
         }
-        let slot = self.hashing.acquire().await?;
+        let slot = self.hashing.acquire().await.map_err(AuthError::from)?;
         let hasher = self.hasher.clone();
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || {

@@ -276,6 +276,15 @@ impl From<QueryError> for ApiError {
             | QueryError::Limit(_)
             | QueryError::EmptyRange
             | QueryError::Width(_) => ApiError::bad_request(error.to_string()),
+            QueryError::Busy(busy) => {
+                let secs = u32::try_from(busy.retry_after_secs).unwrap_or(u32::MAX);
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    error.to_string(),
+                )
+                .with_retry_after(secs)
+            }
             QueryError::Store(_)
             | QueryError::Blob(_)
             | QueryError::Image(_)

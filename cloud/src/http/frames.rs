@@ -246,6 +246,8 @@ struct ImageParams {
         (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "`not_found`: no such frame on the user's devices.", body = ErrorBody),
+        (status = 503, description = "`overloaded`: more drawn or shrunk copies asked at once than `render_max_concurrent`, for longer than `render_wait_ms`.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
     )
 )]
 async fn image(

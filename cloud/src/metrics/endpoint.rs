@@ -23,6 +23,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         queue_capacity,
         detection_seconds: state.ingest.detection_latency(),
         password_hashing: state.accounts.hashing_load(),
+        renders: state.sightings.render_load(),
     });
     (
         [(

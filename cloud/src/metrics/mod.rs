@@ -70,7 +70,8 @@ pub struct Gauges<'a> {
     pub queue_depth: usize,
     pub queue_capacity: usize,
     pub detection_seconds: &'a Histogram,
-    pub password_hashing: crate::auth::HashingLoad,
+    pub password_hashing: crate::bounded::WorkLoad,
+    pub renders: crate::bounded::WorkLoad,
 }
 
 #[derive(Default)]
@@ -260,30 +261,35 @@ impl Metrics {
             "lastseen_detection_seconds",
             "Time to decode a frame and run the detector on it.",
         );
-        header(
+        work_load(
             &mut out,
-            "lastseen_password_hashes_in_flight",
-            "gauge",
-            "Argon2 hashes being computed now (bounded by argon2_max_concurrent).",
+            "lastseen_password_hashes",
+            "Argon2 hashes being computed (bounded by argon2_max_concurrent)",
+            gauges.password_hashing,
         );
-        let _ = writeln!(
-            out,
-            "lastseen_password_hashes_in_flight {}",
-            gauges.password_hashing.in_flight
-        );
-        header(
+        work_load(
             &mut out,
-            "lastseen_password_hashes_in_flight_peak",
-            "gauge",
-            "The most Argon2 hashes computed at once since the process started.",
-        );
-        let _ = writeln!(
-            out,
-            "lastseen_password_hashes_in_flight_peak {}",
-            gauges.password_hashing.peak
+            "lastseen_renders",
+            "images being drawn or shrunk for GET /frames/{id}/image (bounded by render_max_concurrent)",
+            gauges.renders,
         );
         out
     }
+}
+
+/// `{name}_in_flight` and `{name}_in_flight_peak` of bounded work.
+fn work_load(out: &mut String, name: &str, what: &str, load: crate::bounded::WorkLoad) {
+    let now = format!("{name}_in_flight");
+    header(out, &now, "gauge", &format!("{what}, now."));
+    let _ = writeln!(out, "{now} {}", load.in_flight);
+    let peak = format!("{name}_in_flight_peak");
+    header(
+        out,
+        &peak,
+        "gauge",
+        &format!("{what}, at most at once so far."),
+    );
+    let _ = writeln!(out, "{peak} {}", load.peak);
 }
 
 fn bump(
@@ -347,9 +353,13 @@ mod tests {
             queue_depth: 3,
             queue_capacity: 64,
             detection_seconds: &histogram,
-            password_hashing: crate::auth::HashingLoad {
+            password_hashing: crate::bounded::WorkLoad {
                 in_flight: 0,
                 peak: 2,
+            },
+            renders: crate::bounded::WorkLoad {
+                in_flight: 1,
+                peak: 3,
             },
         });
         for line in [
@@ -366,6 +376,8 @@ mod tests {
             "lastseen_mqtt_device_sessions 5",
             "lastseen_detect_queue_depth 3",
             "lastseen_password_hashes_in_flight_peak 2",
+            "lastseen_renders_in_flight 1",
+            "lastseen_renders_in_flight_peak 3",
             "lastseen_detection_seconds_count 1",
             "lastseen_detection_seconds_bucket{le=\"0.02\"} 1",
             "lastseen_detection_seconds_bucket{le=\"0.01\"} 0",

@@ -5,6 +5,7 @@
 pub mod cursor;
 mod render;
 
+use crate::bounded::{BoundedWork, Busy, WorkLoad};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,6 +41,8 @@ pub enum QueryError {
     Blob(BlobError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Busy(#[from] Busy),
     #[error("a blocking task failed: {0}")]
     Task(String),
 }
@@ -88,6 +91,8 @@ pub struct Sightings {
     max_page_size: u32,
     max_image_pixels: u64,
     max_thumbnail_width: u32,
+    /// Drawn or shrunk copies made at once: each decodes the whole frame.
+    renders: BoundedWork,
 }
 
 /// How `Sightings::image` shows a frame.
@@ -106,6 +111,7 @@ impl Sightings {
         max_page_size: u32,
         max_image_pixels: u64,
         max_thumbnail_width: u32,
+        renders: BoundedWork,
     ) -> Self {
         Self {
             store,
@@ -114,7 +120,13 @@ impl Sightings {
             max_page_size,
             max_image_pixels,
             max_thumbnail_width,
+            renders,
         }
+    }
+
+    /// Renders running now and at most so far, for `/metrics`.
+    pub fn render_load(&self) -> WorkLoad {
+        self.renders.load()
     }
 
     pub async fn last_seen(&self, owner: UserId, label: &Label) -> Result<Sighting, QueryError> {
@@ -230,7 +242,9 @@ impl Sightings {
         } else {
             Vec::new()
         };
+        let slot = self.renders.acquire().await?;
         let drawn = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             render::render(&jpeg, &boxes, options.width, max_pixels)
         })
         .await

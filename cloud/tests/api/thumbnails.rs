@@ -65,3 +65,73 @@ async fn a_thumbnail_is_the_frame_shrunk_to_the_width_asked() {
         );
     }
 }
+
+/// Stores one frame and returns its image path.
+async fn stored_image(app: &crate::helpers::TestApp, user: &str) -> String {
+    let (_, camera) = app.device(user, "Hall").await;
+    let stored = app
+        .post_frame(&camera, 1, "2026-11-23T10:00:00Z", fixture_jpeg("dog.jpg"))
+        .await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    let frame: serde_json::Value = stored.json().await.expect("JSON");
+    format!(
+        "/api/v1/frames/{}/image?boxes=true",
+        frame["frame_id"].as_str().expect("id")
+    )
+}
+
+/// Many parallel box renders of one frame (each decodes the whole frame):
+/// never more than `render_max_concurrent` at once; past the wait, 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_renders_stay_within_their_bound() {
+    let app = spawn_app_with(|config| {
+        config.render_max_concurrent = 2;
+        config.render_wait_ms = 120_000;
+    })
+    .await;
+    let user = app.user("renders").await;
+    let image = stored_image(&app, &user).await;
+    let statuses =
+        futures::future::join_all((0..60).map(|_| async { app.get(&user, &image).await.status() }))
+            .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let peak = crate::helpers::metric(&app, "lastseen_renders_in_flight_peak").await;
+    assert!((1..=2).contains(&peak), "peak {peak}");
+    assert_eq!(
+        crate::helpers::metric(&app, "lastseen_renders_in_flight").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renders_past_the_wait_get_503_with_retry_after() {
+    let app = spawn_app_with(|config| {
+        config.render_max_concurrent = 1;
+        config.render_wait_ms = 0;
+    })
+    .await;
+    let user = app.user("renders").await;
+    let image = stored_image(&app, &user).await;
+    let responses =
+        futures::future::join_all((0..40).map(|_| async { app.get(&user, &image).await })).await;
+    let mut busy = 0;
+    for response in responses {
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(response.headers().contains_key("retry-after"));
+            assert_eq!(
+                error_code(response, StatusCode::SERVICE_UNAVAILABLE).await,
+                "overloaded"
+            );
+            busy += 1;
+        } else {
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+    assert!(
+        busy > 0,
+        "40 renders at once with one slot and no wait all got one"
+    );
+}

@@ -219,6 +219,21 @@ impl Scene {
         }
     }
 
+    /// The attacker's session has ended and its old token logs in no more.
+    async fn assert_kicked_out(&self, session: &mut MqttPeer, what: &str) {
+        assert!(
+            session.closed_within(KICK_WITHIN).await,
+            "{what} is still connected"
+        );
+        assert!(
+            try_login(&self.address, &self.attacker_id, &self.attacker_token)
+                .await
+                .is_err(),
+            "{what}: the old token still logs in"
+        );
+        self.expect_kicked(1).await;
+    }
+
     /// Bob acts on his own device.
     async fn bob_posts(&self, action: &str) -> Value {
         self.app
@@ -382,16 +397,7 @@ async fn a_revoked_device_is_disconnected_and_refused(broker: Broker) {
     let mut thief = s.attacker().await;
     assert!(!thief.closed_within(Duration::from_millis(200)).await);
     s.bob_posts("revoke").await;
-    assert!(
-        thief.closed_within(KICK_WITHIN).await,
-        "the revoked device is still connected"
-    );
-    assert!(
-        try_login(&s.address, &s.attacker_id, &s.attacker_token)
-            .await
-            .is_err()
-    );
-    s.expect_kicked(1).await;
+    s.assert_kicked_out(&mut thief, "the revoked device").await;
     s.finish().await;
 }
 
@@ -402,21 +408,13 @@ async fn a_rotated_device_is_disconnected_and_refused(broker: Broker) {
     let mut old = s.attacker().await;
     let rotated = s.bob_posts("rotate").await;
     let new_token = rotated["token"].as_str().expect("token");
-    assert!(
-        old.closed_within(KICK_WITHIN).await,
-        "the session on the old token is still connected"
-    );
-    assert!(
-        try_login(&s.address, &s.attacker_id, &s.attacker_token)
-            .await
-            .is_err()
-    );
+    s.assert_kicked_out(&mut old, "the session on the old token")
+        .await;
     let mut renewed = connect_peer(&s.address, &s.attacker_id, new_token).await;
     assert!(
         !renewed.closed_within(Duration::from_millis(2500)).await,
         "the session on the new token was ended"
     );
-    s.expect_kicked(1).await;
     s.finish().await;
 }
 
@@ -433,16 +431,7 @@ async fn a_deleted_device_is_disconnected_and_refused(broker: Broker) {
         .await
         .expect("DELETE");
     assert!(response.status().is_success(), "{}", response.status());
-    assert!(
-        thief.closed_within(KICK_WITHIN).await,
-        "the deleted device is still connected"
-    );
-    assert!(
-        try_login(&s.address, &s.attacker_id, &s.attacker_token)
-            .await
-            .is_err()
-    );
-    s.expect_kicked(1).await;
+    s.assert_kicked_out(&mut thief, "the deleted device").await;
     s.finish().await;
 }
 

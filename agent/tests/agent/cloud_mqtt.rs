@@ -109,7 +109,9 @@ async fn every_frame_arrives_once_over_mosquitto_after_the_cloud_was_down() {
         &cloud,
         Some(&prefix),
     );
-    config.source.fps = 10.0;
+    // 10 s of capture: the cloud must stop while frames are still to come,
+    // even when a loaded machine takes seconds to stop it.
+    config.source.fps = 4.0;
     let agent = Agent::build(config).await.expect("agent builds");
     let running = RunningAgent::start(agent);
     let (counters, spool_state) = (running.counters.clone(), running.spool.clone());

@@ -125,6 +125,16 @@ pub struct Config {
     /// Registrations per client address per `register_window_secs`.
     pub register_max_per_client: u32,
     pub register_window_secs: u64,
+    /// Who may create an account with `POST /auth/register`: `open`
+    /// (anyone), `invite` (with an unused, unexpired invite code) or
+    /// `closed` (nobody: the operator runs `lastseen-cloud add-user`).
+    pub registration: RegistrationMode,
+    /// Days an invite code a user makes (`POST /account/invites`) stays
+    /// usable; also the default of `lastseen-cloud invite --expires-days`.
+    pub invite_ttl_days: u32,
+    /// Unused, unexpired invite codes one user may hold at once; 0 lets
+    /// only the operator make codes.
+    pub max_invites_per_user: u32,
     /// Argon2 hashes computed at once (each holds `argon2_memory_kib`), and
     /// how long a request waits for one before 503.
     pub argon2_max_concurrent: usize,
@@ -257,6 +267,11 @@ impl Default for Config {
             login_max_backoff_secs: 60,
             register_max_per_client: 10,
             register_window_secs: 3600,
+            // Open for the embedded dev run (scripts/run's demo camera and the
+            // load tool register through the API); deploy/cloud.toml sets `invite`.
+            registration: RegistrationMode::Open,
+            invite_ttl_days: 7,
+            max_invites_per_user: 5,
             argon2_max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
             argon2_wait_ms: 5000,
             client_ip_header: None,
@@ -304,6 +319,22 @@ pub enum MqttMode {
     /// No MQTT: devices use HTTPS only.
     Off,
 }
+
+/// Who may create an account (`registration`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// Anyone may register (throttled per client address).
+    #[default]
+    Open,
+    /// Registering takes a single-use, expiring invite code.
+    Invite,
+    /// Nobody may register; the operator adds accounts with `add-user`.
+    Closed,
+}
+
+/// Longest `lastseen-cloud invite --expires-days` and `invite_ttl_days`.
+pub const MAX_INVITE_DAYS: u32 = 3650;
 
 /// Variables meant for other lastseen programs (the agent, the load tool) share
 /// the prefix, so only names of this struct's settings are read.
@@ -476,6 +507,10 @@ impl Config {
             "register_max_per_client and register_window_secs must be at least 1",
         );
         check(
+            (1..=MAX_INVITE_DAYS).contains(&self.invite_ttl_days),
+            "invite_ttl_days must be between 1 and 3650",
+        );
+        check(
             self.argon2_max_concurrent >= 1,
             "argon2_max_concurrent must be at least 1",
         );
@@ -590,10 +625,32 @@ impl Config {
 #[command(version, about)]
 pub struct Cli {
     /// TOML file with any of the settings below (snake_case keys).
-    #[arg(long, env = "LASTSEEN_CONFIG")]
+    #[arg(long, env = "LASTSEEN_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: Overrides,
+    /// Without a command, the service runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The operator's commands. They reach the database of the same
+/// configuration (file, environment, flags before the command) and exit.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Creates an account, whatever `registration` says. The password is
+    /// read from the first line of standard input, never from the command line.
+    AddUser {
+        /// 3-32 lowercase letters, digits, `.`, `_` and `-`.
+        #[arg(long)]
+        username: String,
+    },
+    /// Prints a new single-use invite code for `registration = "invite"`.
+    Invite {
+        /// Days the code stays usable [default: invite_ttl_days].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_INVITE_DAYS)))]
+        expires_days: Option<u32>,
+    },
 }
 
 /// Flags that override the file and the environment; unset flags change nothing.
@@ -659,6 +716,10 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_key_secret_file: Option<PathBuf>,
+    /// Who may register: open, invite or closed [default: open].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration: Option<RegistrationMode>,
     /// MQTT transport [default: embedded].
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -800,6 +861,81 @@ mod tests {
             assert!(!config.skip_unchanged_images);
             Ok(())
         });
+    }
+
+    #[test]
+    fn registration_is_one_of_three_modes_from_file_environment_or_flag() {
+        assert_eq!(Config::default().registration, RegistrationMode::Open);
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cloud.toml", "registration = \"invite\"")?;
+            let file = Some(Path::new("cloud.toml"));
+            let config = Config::load(file, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.registration, RegistrationMode::Invite);
+            jail.create_file("typo.toml", "registration = \"invites\"")?;
+            let typo = Config::load(Some(Path::new("typo.toml")), &Overrides::default());
+            assert!(matches!(typo, Err(ConfigError::Load(_))));
+            jail.set_env("LASTSEEN_REGISTRATION", "closed");
+            let config = Config::load(file, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.registration, RegistrationMode::Closed);
+            let flags = Overrides {
+                registration: Some(RegistrationMode::Open),
+                ..Overrides::default()
+            };
+            let config = Config::load(file, &flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.registration, RegistrationMode::Open);
+            Ok(())
+        });
+        for days in [0, MAX_INVITE_DAYS + 1] {
+            let config = Config {
+                invite_ttl_days: days,
+                ..Config::default()
+            };
+            assert!(config.validate().is_err(), "{days}");
+        }
+    }
+
+    #[test]
+    fn operator_commands_take_the_flags_before_them() {
+        let cli = Cli::try_parse_from([
+            "lastseen-cloud",
+            "--database-url",
+            "postgres://db/lastseen",
+            "add-user",
+            "--username",
+            "alice",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.overrides.database_url.as_deref(),
+            Some("postgres://db/lastseen")
+        );
+        assert!(matches!(cli.command, Some(Command::AddUser { username }) if username == "alice"));
+        // There is no way to pass a password on the command line.
+        assert!(
+            Cli::try_parse_from([
+                "lastseen-cloud",
+                "add-user",
+                "--username",
+                "a",
+                "--password",
+                "x"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from(["lastseen-cloud", "invite", "--expires-days", "3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Invite {
+                expires_days: Some(3)
+            })
+        ));
+        assert!(Cli::try_parse_from(["lastseen-cloud", "invite", "--expires-days", "0"]).is_err());
+        assert!(
+            Cli::try_parse_from(["lastseen-cloud"])
+                .unwrap()
+                .command
+                .is_none()
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! -> `ingest/` (check, dedupe) -> `detect/` (queue, ONNX Runtime) -> `blob/`
 //! (image) -> `store/` (rows, `last_seen`). Queries go `http/` -> `query/` -> `store/`.
 
+pub mod admin;
 pub mod auth;
 pub mod blob;
 pub mod bounded;
@@ -28,7 +29,7 @@ use std::time::Duration;
 use lastseen_shared::yolox::YoloxConfig;
 use tokio::net::TcpListener;
 
-use auth::{Accounts, LoginLimits, PasswordHasher, ThrottleLimits, TokenKeys};
+use auth::{Accounts, LoginLimits, PasswordHasher, RegistrationPolicy, ThrottleLimits, TokenKeys};
 use blob::{BlobError, BlobStore, DirBlobStore, S3BlobStore, S3Settings};
 use config::Config;
 use detect::{DetectorPool, PoolSettings};
@@ -115,26 +116,33 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     let live = LiveHub::new(config.live_channel_capacity);
     let credentials = CredentialEvents::default();
     Ok(AppState {
-        accounts: Arc::new(Accounts::new(
-            store.clone(),
-            blobs.clone(),
-            keys.clone(),
-            hasher,
-            config.access_token_ttl_secs,
-            LoginLimits {
-                throttle: ThrottleLimits {
-                    max_failures: config.login_max_failures,
-                    max_failures_per_client: config.login_max_failures_per_client,
-                    window: Duration::from_secs(config.login_window_secs),
-                    max_backoff: Duration::from_secs(config.login_max_backoff_secs),
+        accounts: Arc::new(
+            Accounts::new(
+                store.clone(),
+                blobs.clone(),
+                keys.clone(),
+                hasher,
+                config.access_token_ttl_secs,
+                LoginLimits {
+                    throttle: ThrottleLimits {
+                        max_failures: config.login_max_failures,
+                        max_failures_per_client: config.login_max_failures_per_client,
+                        window: Duration::from_secs(config.login_window_secs),
+                        max_backoff: Duration::from_secs(config.login_max_backoff_secs),
+                    },
+                    register_max_per_client: config.register_max_per_client,
+                    register_window: Duration::from_secs(config.register_window_secs),
+                    max_concurrent_hashes: config.argon2_max_concurrent,
+                    hash_wait: Duration::from_millis(config.argon2_wait_ms),
                 },
-                register_max_per_client: config.register_max_per_client,
-                register_window: Duration::from_secs(config.register_window_secs),
-                max_concurrent_hashes: config.argon2_max_concurrent,
-                hash_wait: Duration::from_millis(config.argon2_wait_ms),
-            },
-            credentials.clone(),
-        )),
+                credentials.clone(),
+            )
+            .with_registration(RegistrationPolicy {
+                mode: config.registration,
+                invite_ttl_days: config.invite_ttl_days,
+                max_invites_per_user: config.max_invites_per_user,
+            }),
+        ),
         devices: Arc::new(Devices::new(
             store.clone(),
             blobs.clone(),
@@ -225,7 +233,7 @@ async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError>
     Ok(Arc::new(store))
 }
 
-async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
     let url = config.database_url();
     if url.starts_with("sqlite:") {
         Ok(Arc::new(

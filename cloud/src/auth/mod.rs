@@ -11,6 +11,7 @@ pub mod device_key;
 mod limiter;
 mod password;
 pub mod policy;
+pub mod registration;
 pub mod token;
 
 use std::sync::Arc;
@@ -25,12 +26,13 @@ pub use device_key::DeviceKeys;
 pub use limiter::{LoginThrottle, RateBudget, ThrottleLimits};
 pub use password::{HashError, PasswordHasher};
 pub use policy::PolicyError;
+pub use registration::{NewInvite, RegistrationMode, RegistrationPolicy};
 pub use token::{KeyError, SignError, TokenError, TokenKeys};
 
 use crate::blob::{BlobKey, BlobStore};
 use crate::bounded::{BoundedWork, Busy, WorkLoad};
 use crate::devices::credentials::{CredentialChange, CredentialEvents};
-use crate::store::{DeviceRecord, Store, StoreError, UserRecord};
+use crate::store::{DeviceRecord, InvitedOutcome, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -56,12 +58,23 @@ pub enum AuthError {
     Sign(#[from] SignError),
     #[error("a blocking task failed: {0}")]
     Task(String),
+    #[error("registration is closed; the operator creates accounts")]
+    RegistrationClosed,
+    /// Unknown, expired, used or missing: one answer, so codes cannot be probed.
+    #[error(
+        "registration needs a valid invite code; this one is missing, unknown, expired or used"
+    )]
+    InviteInvalid,
+    #[error("invite codes are not in use here")]
+    InvitesDisabled,
+    #[error("at most {0} unused invite codes at a time; wait for one to be used or to expire")]
+    TooManyInvites(u32),
 }
 
 impl From<StoreError> for AuthError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Conflict(_) => AuthError::UsernameTaken,
+            StoreError::Conflict("username") => AuthError::UsernameTaken,
             other => AuthError::Store(other),
         }
     }
@@ -118,6 +131,7 @@ pub struct Accounts {
     registrations: RateBudget,
     hashing: BoundedWork,
     credentials: CredentialEvents,
+    registration: RegistrationPolicy,
 }
 
 impl Accounts {
@@ -140,16 +154,34 @@ impl Accounts {
             registrations: RateBudget::new(limits.register_max_per_client, limits.register_window),
             hashing: BoundedWork::new(limits.max_concurrent_hashes, limits.hash_wait),
             credentials,
+            registration: RegistrationPolicy::default(),
         }
     }
 
-    /// `client` is the caller's address: registrations are limited per client.
+    /// Who may register, and the invite settings (open by default).
+    pub fn with_registration(mut self, registration: RegistrationPolicy) -> Self {
+        self.registration = registration;
+        self
+    }
+
+    pub fn registration_mode(&self) -> RegistrationMode {
+        self.registration.mode
+    }
+
+    /// `client` is the caller's address: registrations are limited per
+    /// client, those with a wrong invite code included. `invite` is needed
+    /// in invite mode and ignored in open mode; closed mode refuses all.
     pub async fn register(
         &self,
         username: &str,
         password: &str,
+        invite: Option<&str>,
         client: &str,
     ) -> Result<UserId, AuthError> {
+        let mode = self.registration.mode;
+        if mode == RegistrationMode::Closed {
+            return Err(AuthError::RegistrationClosed);
+        }
         policy::check_username(username)?;
         policy::check_password(password)?;
         self.registrations
@@ -157,18 +189,54 @@ impl Accounts {
             .map_err(|wait| AuthError::Throttled {
                 retry_after_secs: wait.as_secs().max(1),
             })?;
-        let password_hash = self.hash(password).await?;
-        let now = Utc::now();
-        let user = UserRecord {
-            id: UserId::new(),
-            username: username.to_owned(),
-            password_hash,
-            created_at: now,
-            tokens_valid_after: now,
+        let invite = match mode {
+            RegistrationMode::Invite => {
+                let hash = invite
+                    .and_then(registration::code_hash)
+                    .ok_or(AuthError::InviteInvalid)?;
+                // Before the costly hash; the transaction below decides.
+                if !self.store.invite_is_usable(&hash, Utc::now()).await? {
+                    return Err(AuthError::InviteInvalid);
+                }
+                Some(hash)
+            }
+            _ => None,
         };
-        self.store.create_user(&user).await?;
-        tracing::info!(user = %user.id, "user registered");
+        let password_hash = self.hash(password).await?;
+        let user = registration::new_user(username, password_hash);
+        match invite {
+            Some(hash) => {
+                let outcome = self
+                    .store
+                    .create_user_with_invite(&user, &hash, Utc::now())
+                    .await?;
+                if outcome == InvitedOutcome::InviteInvalid {
+                    return Err(AuthError::InviteInvalid);
+                }
+            }
+            None => self.store.create_user(&user).await?,
+        }
+        tracing::info!(user = %user.id, invited = (mode == RegistrationMode::Invite), "user registered");
         Ok(user.id)
+    }
+
+    /// A code for someone else to register with, valid for
+    /// `invite_ttl_days`; only in invite mode, and within the user's cap.
+    pub async fn invite_for(&self, user: UserId) -> Result<NewInvite, AuthError> {
+        let max = self.registration.max_invites_per_user;
+        if self.registration.mode != RegistrationMode::Invite || max == 0 {
+            return Err(AuthError::InvitesDisabled);
+        }
+        let invite = registration::store_invite(
+            self.store.as_ref(),
+            Some(user),
+            self.registration.invite_ttl_days,
+            Some(max),
+        )
+        .await?
+        .ok_or(AuthError::TooManyInvites(max))?;
+        tracing::info!(user = %user, "invite code made");
+        Ok(invite)
     }
 
     /// `client` is the caller's address (or another per-client key); attempts

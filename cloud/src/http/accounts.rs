@@ -28,7 +28,7 @@ pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(limits.max_json_bytes))
 }
 
-/// A username and password, to register or to log in.
+/// A username and password, to log in.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
@@ -38,6 +38,24 @@ struct Credentials {
     /// At least 10 characters, and not one of the 1,000 most common passwords.
     #[schema(examples("a long password"))]
     password: String,
+}
+
+/// A new account's username and password, and in invite mode a code.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    /// 3–32 characters: lowercase letters, digits, `.`, `_` and `-`.
+    #[schema(examples("alice"))]
+    username: String,
+    /// At least 10 characters, and not one of the 1,000 most common passwords.
+    #[schema(examples("a long password"))]
+    password: String,
+    /// Required when `GET /auth/registration` says `invite`: a single-use
+    /// code from the operator or from a user (`POST /account/invites`).
+    /// Ignored in open mode.
+    #[serde(default)]
+    #[schema(examples("3f9c0a1e5b7d4c2a8e6f0b1d3c5a7e9f"))]
+    invite: Option<String>,
 }
 
 /// The account just created.
@@ -58,15 +76,19 @@ struct TokenAnswer {
     expires_in: u64,
 }
 
-/// Creates an account.
+/// Creates an account, if `registration` allows.
+///
+/// `GET /auth/registration` tells whether it is open, needs an invite code,
+/// or is closed.
 #[utoipa::path(
     post,
     path = "/auth/register",
     tag = "auth",
     operation_id = "register",
-    request_body = Credentials,
+    request_body = NewAccount,
     responses(
         (status = 201, description = "Created; log in next.", body = Registered),
+        (status = 403, description = "`registration_closed`: the operator creates accounts; or `invite_invalid`: in invite mode, the `invite` code is missing, unknown, expired or used (one answer for all four).", body = ErrorBody),
         (status = 400, description = "`bad_request` (malformed JSON or unknown field), `invalid_username`, `weak_password` or `common_password`.", body = ErrorBody),
         (status = 409, description = "`username_taken`.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
@@ -81,12 +103,17 @@ async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Credentials>,
+    ApiJson(body): ApiJson<NewAccount>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let client = client_address(&state.limits, &headers, peer);
     let id = state
         .accounts
-        .register(&body.username, &body.password, &client)
+        .register(
+            &body.username,
+            &body.password,
+            body.invite.as_deref(),
+            &client,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

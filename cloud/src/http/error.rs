@@ -178,6 +178,20 @@ impl From<AuthError> for ApiError {
                 .with_retry_after(secs)
             }
             AuthError::InvalidToken => ApiError::unauthorized(),
+            AuthError::RegistrationClosed => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "registration_closed",
+                error.to_string(),
+            ),
+            AuthError::InviteInvalid => {
+                ApiError::new(StatusCode::FORBIDDEN, "invite_invalid", error.to_string())
+            }
+            AuthError::InvitesDisabled => {
+                ApiError::new(StatusCode::FORBIDDEN, "invites_disabled", error.to_string())
+            }
+            AuthError::TooManyInvites(_) => {
+                ApiError::new(StatusCode::CONFLICT, "too_many_invites", error.to_string())
+            }
             AuthError::Store(_) | AuthError::Hash(_) | AuthError::Sign(_) | AuthError::Task(_) => {
                 ApiError::internal(&error)
             }

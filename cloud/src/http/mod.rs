@@ -12,6 +12,7 @@ mod frames;
 mod health;
 mod live;
 mod openapi;
+mod registration;
 mod retention;
 mod sightings;
 
@@ -105,6 +106,7 @@ fn api(limits: &HttpLimits) -> OpenApiRouter<AppState> {
         .merge(frames::router(limits))
         .merge(sightings::router())
         .merge(retention::router(limits))
+        .merge(registration::router())
         .merge(health::router())
         .merge(live::router())
         .merge(openapi::router());

@@ -8,6 +8,7 @@
 #[cfg(test)]
 mod conformance;
 mod device_state;
+mod invites;
 mod postgres;
 mod records;
 mod rows;
@@ -19,6 +20,7 @@ use lastseen_shared::{DeviceId, FrameId, Label, UserId};
 use uuid::Uuid;
 
 pub use device_state::{DeviceStateStore, ReportedStatus};
+pub use invites::{InviteRecord, InviteStore, InvitedOutcome};
 pub use postgres::PgStore;
 pub use records::{
     AgedFrame, Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome,
@@ -51,9 +53,10 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Persistence for everything but image bytes (those go to the blob store).
-/// Device settings and status are in [`DeviceStateStore`].
+/// Device settings and status are in [`DeviceStateStore`], invite codes in
+/// [`InviteStore`].
 #[async_trait]
-pub trait Store: DeviceStateStore + Send + Sync + 'static {
+pub trait Store: DeviceStateStore + InviteStore + Send + Sync + 'static {
     /// Cheap round trip used by the health check.
     async fn ping(&self) -> StoreResult<()>;
 

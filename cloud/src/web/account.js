@@ -1,7 +1,31 @@
-// Account: change password, log out everywhere, delete the account.
+// Account: change password, log out everywhere, invite someone (invite-only
+// registration), delete the account.
 
-import { api, session } from './api.js';
-import { field, h, onSubmit, toast } from './ui.js';
+import { api, registrationMode, session } from './api.js';
+import { exactTime, field, h, onSubmit, toast } from './ui.js';
+
+/** Invite-only registration: a single-use code and its sign-up link. */
+function inviteCard() {
+  const result = h('div', { 'aria-live': 'polite' });
+  const card = h('section', { class: 'card', 'aria-labelledby': 'inv-title' },
+    h('h2', { id: 'inv-title' }, 'Invite someone'),
+    h('p', {}, 'Sign-up here needs an invite code. Each code makes one account and expires.'),
+    h('button', {
+      type: 'button', class: 'secondary',
+      onclick: async () => {
+        try {
+          const invite = await api('POST', '/account/invites');
+          const link = `${location.origin}${location.pathname}#/signup/${invite.code}`;
+          result.replaceChildren(
+            field('Invite code', { name: 'code', value: invite.code, readonly: true }),
+            field('Sign-up link', { name: 'link', value: link, readonly: true }),
+            h('p', { class: 'hint' }, `Shown only now; usable once, until ${exactTime(invite.expires_at)}.`));
+        } catch (error) { toast(error.message); }
+      },
+    }, 'Make an invite code'),
+    result);
+  return card;
+}
 
 export async function accountPage(view) {
   const password = h('form', { class: 'card', 'aria-labelledby': 'pw-title' },
@@ -44,4 +68,5 @@ export async function accountPage(view) {
   });
 
   view.append(h('h1', {}, 'Account'), password, everywhere, remove);
+  if ((await registrationMode()) === 'invite') everywhere.after(inviteCard());
 }

@@ -59,6 +59,13 @@ export async function api(method, path, body) {
 
 export const get = (path) => api('GET', path);
 
+let registration;
+/** How accounts are made here: 'open', 'invite' or 'closed' (asked once). */
+export function registrationMode() {
+  registration ??= api('GET', '/auth/registration').then((answer) => answer.mode, () => 'open');
+  return registration;
+}
+
 /** `/detections`-style query strings, leaving out empty values. */
 export function query(path, params) {
   const search = new URLSearchParams();

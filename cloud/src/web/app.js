@@ -1,7 +1,7 @@
 // The shell: hash routes (#/, #/find/LABEL, #/sightings, #/frame/ID, #/live,
 // #/cameras, #/account), the sign-in page, and the live indicator.
 
-import { api, session } from './api.js';
+import { api, registrationMode, session } from './api.js';
 import { h, field, onSubmit } from './ui.js';
 import { live } from './live.js';
 import { homePage } from './home.js';
@@ -67,22 +67,43 @@ async function logout() {
   }
 }
 
+// #/signup/CODE opens sign-up with an invite code filled in.
 function authPage() {
-  const mode = route().name === 'signup' ? 'signup' : 'signin';
-  const signup = mode === 'signup';
+  const { name, args } = route();
+  const signup = name === 'signup';
+  const hint = signup ? h('p', { class: 'hint' }, 'Usernames: 3–32 lowercase letters, digits, ".", "_" or "-". Passwords: at least 10 characters.') : null;
+  const switchLine = h('p', { class: 'switch' },
+    signup ? 'Have an account? ' : 'New here? ',
+    h('a', { href: signup ? '#/' : '#/signup' }, signup ? 'Sign in' : 'Create an account'));
   const form = h('form', { class: 'card auth', 'aria-labelledby': 'auth-title' },
     h('h1', { id: 'auth-title' }, signup ? 'Create your account' : 'Sign in'),
     h('p', { class: 'lead' }, 'Where and when did your cameras last see your cup, your keys, your bike?'),
     field('Username', { name: 'username', autocomplete: 'username', required: true, minlength: 3, maxlength: 32, autocapitalize: 'none', spellcheck: 'false' }),
     field('Password', { name: 'password', type: 'password', required: true, minlength: signup ? 10 : 1, autocomplete: signup ? 'new-password' : 'current-password' }),
-    signup ? h('p', { class: 'hint' }, 'Usernames: 3–32 lowercase letters, digits, ".", "_" or "-". Passwords: at least 10 characters.') : null,
+    hint,
     h('button', { type: 'submit', class: 'primary' }, signup ? 'Sign up' : 'Sign in'),
-    h('p', { class: 'switch' },
-      signup ? 'Have an account? ' : 'New here? ',
-      h('a', { href: signup ? '#/' : '#/signup' }, signup ? 'Sign in' : 'Create an account')));
+    switchLine);
+  // Invite-only: sign-up asks for the code. Closed: no sign-up at all.
+  registrationMode().then((mode) => {
+    if (mode === 'closed') {
+      switchLine.hidden = true;
+      if (signup) {
+        form.replaceChildren(
+          h('h1', { id: 'auth-title' }, 'Sign-up is closed'),
+          h('p', {}, 'Accounts here are made by the operator. Ask them for one.'),
+          h('p', { class: 'switch' }, h('a', { href: '#/' }, 'Sign in')));
+      }
+    } else if (mode === 'invite' && signup) {
+      hint.before(field('Invite code', { name: 'invite', required: true, value: args[0], autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' }));
+    }
+  });
   onSubmit(form, async (data) => {
     const credentials = { username: String(data.get('username')).trim(), password: data.get('password') };
-    if (signup) await api('POST', '/auth/register', credentials);
+    if (signup) {
+      const account = { ...credentials };
+      if (data.has('invite')) account.invite = String(data.get('invite')).trim();
+      await api('POST', '/auth/register', account);
+    }
     const login = await api('POST', '/auth/login', credentials);
     session.set(login.access_token);
     if (location.hash === '#/' || location.hash === '') render();

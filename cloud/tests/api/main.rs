@@ -18,6 +18,7 @@ mod mqtt_dynsec;
 mod mqtt_wire;
 mod openapi;
 mod queries;
+mod registration;
 mod retention;
 mod sessions;
 mod throttling;

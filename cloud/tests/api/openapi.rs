@@ -13,8 +13,9 @@ use crate::helpers::{PASSWORD, TestApp, fixture_jpeg, spawn_app};
 /// Every route the server has: README's "HTTP API" table, plus the two that
 /// serve this description. A route added without documenting it, or
 /// documented without existing, breaks the equality below.
-const ROUTES: [(&str, &str); 30] = [
+const ROUTES: [(&str, &str); 32] = [
     ("POST", "/api/v1/auth/register"),
+    ("GET", "/api/v1/auth/registration"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/logout"),
     ("POST", "/api/v1/auth/logout-all"),
@@ -23,6 +24,7 @@ const ROUTES: [(&str, &str); 30] = [
     ("GET", "/api/v1/account/retention"),
     ("PUT", "/api/v1/account/retention"),
     ("DELETE", "/api/v1/account/retention"),
+    ("POST", "/api/v1/account/invites"),
     ("POST", "/api/v1/devices"),
     ("GET", "/api/v1/devices"),
     ("GET", "/api/v1/devices/{id}"),
@@ -444,6 +446,16 @@ async fn every_documented_operation_is_served_and_answers_as_documented() {
     )
     .await;
 
+    let mode = api
+        .call(
+            ("GET", "/api/v1/auth/registration"),
+            "/api/v1/auth/registration",
+            None,
+            Body::Empty,
+            ok,
+        )
+        .await;
+    assert_eq!(mode["mode"], "open");
     let registered = api
         .call(
             ("POST", "/api/v1/auth/register"),
@@ -460,6 +472,15 @@ async fn every_documented_operation_is_served_and_answers_as_documented() {
         .await;
     let user = session["access_token"].as_str().expect("token").to_owned();
     let user = Some(user.as_str());
+    // Open registration: no codes to make (tests/api/registration.rs makes them).
+    api.call(
+        ("POST", "/api/v1/account/invites"),
+        "/api/v1/account/invites",
+        user,
+        Body::Empty,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
 
     let device = api
         .call(

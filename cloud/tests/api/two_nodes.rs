@@ -27,13 +27,13 @@ fn admin_url() -> String {
 }
 
 /// A database of its own, dropped when the test ends (also when it fails).
-struct TestDatabase {
+pub(crate) struct TestDatabase {
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl TestDatabase {
-    async fn create() -> Self {
+    pub(crate) async fn create() -> Self {
         let admin = admin_url();
         let name = format!("lastseen_test_{}", uuid::Uuid::now_v7().simple());
         let mut connection = PgConnection::connect(&admin)

@@ -15,6 +15,7 @@ pub(crate) mod deletion;
 pub(crate) mod device_changes;
 pub(crate) mod device_state;
 pub(crate) mod frames;
+pub(crate) mod invites;
 pub(crate) mod listings;
 pub(crate) mod retention;
 pub(crate) mod sightings;

@@ -50,7 +50,11 @@ fn user_insert_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-pub(super) async fn create_user(pool: &PgPool, user: &UserRecord) -> StoreResult<()> {
+/// On the pool, or inside a transaction (registration with an invite).
+pub(super) async fn create_user<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    user: &UserRecord,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO users (id, username, password_hash, created_at, tokens_valid_after) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -60,7 +64,7 @@ pub(super) async fn create_user(pool: &PgPool, user: &UserRecord) -> StoreResult
     .bind(&user.password_hash)
     .bind(micros(user.created_at))
     .bind(micros(user.tokens_valid_after))
-    .execute(pool)
+    .execute(executor)
     .await
     .map_err(user_insert_error)?;
     Ok(())

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::store::conformance::device_state::device_state_conformance_tests;
+use crate::store::conformance::invites::invite_conformance_tests;
 use crate::store::conformance::store_conformance_tests;
 
 /// The machine's PostgreSQL, as set up for development and CI.
@@ -167,6 +168,7 @@ pub(crate) async fn fresh() -> (PgStore, TestDb) {
 
 store_conformance_tests!(fresh);
 device_state_conformance_tests!(fresh);
+invite_conformance_tests!(fresh);
 
 pub(super) fn epoch() -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000, 0).unwrap()

@@ -36,7 +36,11 @@ fn user_insert_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-pub(super) async fn create_user(pool: &SqlitePool, user: &UserRecord) -> StoreResult<()> {
+/// On the pool, or inside a transaction (registration with an invite).
+pub(super) async fn create_user<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    user: &UserRecord,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO users (id, username, password_hash, created_at, tokens_valid_after) \
          VALUES (?, ?, ?, ?, ?)",
@@ -46,7 +50,7 @@ pub(super) async fn create_user(pool: &SqlitePool, user: &UserRecord) -> StoreRe
     .bind(&user.password_hash)
     .bind(micros(user.created_at))
     .bind(micros(user.tokens_valid_after))
-    .execute(pool)
+    .execute(executor)
     .await
     .map_err(user_insert_error)?;
     Ok(())

@@ -15,6 +15,7 @@ mod accounts;
 mod device_state;
 mod devices;
 mod ingest;
+mod invites;
 mod reads;
 mod retention;
 mod rows;

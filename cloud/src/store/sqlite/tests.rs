@@ -7,6 +7,7 @@ use super::SqliteStore;
 use super::device_state::LAST_FRAMES_OF;
 use super::reads::{LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, push_detection_listing};
 use crate::store::conformance::device_state::device_state_conformance_tests;
+use crate::store::conformance::invites::invite_conformance_tests;
 use crate::store::conformance::store_conformance_tests;
 use crate::store::{Cursor, DetectionQuery, DeviceRecord, Store, StoreError, UserRecord};
 
@@ -18,6 +19,7 @@ pub(crate) async fn fresh() -> (SqliteStore, TempDir) {
 
 store_conformance_tests!(fresh);
 device_state_conformance_tests!(fresh);
+invite_conformance_tests!(fresh);
 
 pub(super) fn epoch() -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000, 0).unwrap()

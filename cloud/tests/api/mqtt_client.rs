@@ -106,7 +106,6 @@ pub(crate) async fn connect_device(
     token: &str,
 ) -> MqttDevice {
     let device = DeviceId::parse(id).expect("device id");
-    wait_for_login(broker, id, token).await;
     let mut options = options(broker, id, id, token);
     options.set_last_will(LastWill::new(
         topics.status(device),
@@ -124,6 +123,7 @@ pub(crate) async fn connect_device(
     let filters = [topics.ack(device), topics.config(device)];
     let task = tokio::spawn(async move {
         let mut subscribed = Some(subscribed);
+        let refusals_until = std::time::Instant::now() + LOGIN_PATIENCE;
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -143,6 +143,13 @@ pub(crate) async fn connect_device(
                     let _ = sender.send((publish.topic, publish.payload));
                 }
                 Ok(_) => {}
+                Err(error)
+                    if subscribed.is_some()
+                        && is_refusal(&error)
+                        && std::time::Instant::now() < refusals_until =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 Err(error) => {
                     if let Some(subscribed) = subscribed.take() {
                         let _ = subscribed.send(Err(error));

@@ -192,14 +192,22 @@ pub(crate) async fn try_login_as(
     username: &str,
     password: &str,
 ) -> Result<(), ConnectionError> {
-    let (_client, mut eventloop) =
+    let (client, mut eventloop) =
         AsyncClient::new(options(broker, client_id, username, password), 8);
     loop {
-        match eventloop.poll().await? {
-            Event::Incoming(Packet::ConnAck(_)) => return Ok(()),
-            _ => continue,
+        if let Event::Incoming(Packet::ConnAck(_)) = eventloop.poll().await? {
+            break;
         }
     }
+    // Say goodbye and wait until the broker has closed: a probe that just
+    // drops its socket can still hold the client id when the real client
+    // logs in with it, and the broker's takeover then loses that client's will.
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while eventloop.poll().await.is_ok() {}
+    })
+    .await;
+    Ok(())
 }
 
 /// Waits until a new device's login works (with dynsec the cloud creates it

@@ -150,6 +150,15 @@ pub struct Config {
     pub live_auth_timeout_secs: u64,
     /// Interval of live WebSocket pings; the session is also re-checked then.
     pub live_ping_interval_secs: u64,
+    /// Live WebSockets open at once per user; one more is closed after its
+    /// `auth` message (close code 4429).
+    pub live_max_sockets_per_user: usize,
+    /// Live WebSockets that have not authenticated yet, at once; one more
+    /// handshake gets 503 `overloaded`.
+    pub live_max_pending: usize,
+    /// A live message (or ping) the browser does not take within this time
+    /// closes its socket.
+    pub live_send_timeout_secs: u64,
 
     /// MQTT transport: `embedded` (a broker inside the cloud on
     /// `mqtt_listen`), `external` (a client of the broker at `mqtt_url`) or `off`.
@@ -268,6 +277,9 @@ impl Default for Config {
             live_channel_capacity: 64,
             live_auth_timeout_secs: 10,
             live_ping_interval_secs: 30,
+            live_max_sockets_per_user: 16,
+            live_max_pending: 256,
+            live_send_timeout_secs: 10,
             mqtt: MqttMode::Embedded,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtt_tls_cert: None,
@@ -418,6 +430,12 @@ impl Config {
         check(
             self.live_ping_interval_secs >= 1,
             "live_ping_interval_secs must be at least 1",
+        );
+        check(
+            self.live_max_sockets_per_user >= 1
+                && self.live_max_pending >= 1
+                && self.live_send_timeout_secs >= 1,
+            "live_max_sockets_per_user, live_max_pending and live_send_timeout_secs must be at least 1",
         );
         check(
             self.access_token_ttl_secs >= 60,

@@ -112,7 +112,11 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         max_image_pixels: config.max_image_pixels,
         detect: config.detect_enabled,
     })?);
-    let live = LiveHub::new(config.live_channel_capacity);
+    let live = LiveHub::bounded(
+        config.live_channel_capacity,
+        config.live_max_sockets_per_user,
+        config.live_max_pending,
+    );
     let credentials = CredentialEvents::default();
     Ok(AppState {
         accounts: Arc::new(Accounts::new(
@@ -192,6 +196,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             live_auth_timeout: Duration::from_secs(config.live_auth_timeout_secs),
             live_ping_interval: Duration::from_secs(config.live_ping_interval_secs),
+            live_send_timeout: Duration::from_secs(config.live_send_timeout_secs),
         }),
     })
 }

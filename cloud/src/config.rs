@@ -160,6 +160,22 @@ pub struct Config {
     /// closes its socket.
     pub live_send_timeout_secs: u64,
 
+    // The HTTP listener (cloud/src/serve): how long and how many connections.
+    /// Time to send a whole request head, from the connection's start or from
+    /// the first byte of a later request.
+    pub http_header_timeout_secs: u64,
+    /// Time a connection may sit idle between requests, or leave a response
+    /// unread, before it is closed.
+    pub http_idle_timeout_secs: u64,
+    /// A request body must bring at least this many bytes per second,
+    /// measured over each `http_body_rate_window_secs`, or the request gets
+    /// 408 and the connection is closed.
+    pub http_min_body_bytes_per_sec: u64,
+    pub http_body_rate_window_secs: u64,
+    /// HTTP connections open at once (per listener); one more is answered 503
+    /// and closed at once. Keep it below the process's open-file limit.
+    pub http_max_connections: usize,
+
     /// MQTT transport: `embedded` (a broker inside the cloud on
     /// `mqtt_listen`), `external` (a client of the broker at `mqtt_url`) or `off`.
     pub mqtt: MqttMode,
@@ -280,6 +296,11 @@ impl Default for Config {
             live_max_sockets_per_user: 16,
             live_max_pending: 256,
             live_send_timeout_secs: 10,
+            http_header_timeout_secs: 20,
+            http_idle_timeout_secs: 60,
+            http_min_body_bytes_per_sec: 1024,
+            http_body_rate_window_secs: 10,
+            http_max_connections: 2048,
             mqtt: MqttMode::Embedded,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtt_tls_cert: None,
@@ -436,6 +457,20 @@ impl Config {
                 && self.live_max_pending >= 1
                 && self.live_send_timeout_secs >= 1,
             "live_max_sockets_per_user, live_max_pending and live_send_timeout_secs must be at least 1",
+        );
+        check(
+            self.http_header_timeout_secs >= 1
+                && self.http_idle_timeout_secs >= 1
+                && self.http_body_rate_window_secs >= 1,
+            "http_header_timeout_secs, http_idle_timeout_secs and http_body_rate_window_secs must be at least 1",
+        );
+        check(
+            self.http_min_body_bytes_per_sec >= 1,
+            "http_min_body_bytes_per_sec must be at least 1",
+        );
+        check(
+            self.http_max_connections >= 1,
+            "http_max_connections must be at least 1",
         );
         check(
             self.access_token_ttl_secs >= 60,

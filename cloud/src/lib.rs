@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod query;
 pub mod retention;
+pub mod serve;
 pub mod store;
 pub mod web;
 
@@ -287,12 +288,10 @@ pub async fn run(
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
     let app = http::router(state.clone())
         .merge(web::router())
-        .merge(metrics::router(state))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve)
+        .merge(metrics::router(state.clone()));
+    let limits = serve::ServeLimits::from_config(&config);
+    serve::serve(listener, app, limits, state.metrics.clone(), shutdown).await;
+    Ok(())
 }
 
 /// Log targets off unless the configured filter names them: rumqttd logs

@@ -19,6 +19,7 @@ mod mqtt_wire;
 mod openapi;
 mod queries;
 mod retention;
+mod server_limits;
 mod sessions;
 mod throttling;
 mod thumbnails;

@@ -175,6 +175,10 @@ pub struct Config {
     /// HTTP connections open at once (per listener); one more is answered 503
     /// and closed at once. Keep it below the process's open-file limit.
     pub http_max_connections: usize,
+    /// When set, `/metrics` is served only on this address, not on `bind`.
+    pub metrics_bind: Option<SocketAddr>,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<Secret>,
 
     /// MQTT transport: `embedded` (a broker inside the cloud on
     /// `mqtt_listen`), `external` (a client of the broker at `mqtt_url`) or `off`.
@@ -301,6 +305,8 @@ impl Default for Config {
             http_min_body_bytes_per_sec: 1024,
             http_body_rate_window_secs: 10,
             http_max_connections: 2048,
+            metrics_bind: None,
+            metrics_token: None,
             mqtt: MqttMode::Embedded,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtt_tls_cert: None,
@@ -471,6 +477,17 @@ impl Config {
         check(
             self.http_max_connections >= 1,
             "http_max_connections must be at least 1",
+        );
+        check(
+            self.metrics_bind
+                .is_none_or(|m| m != self.bind || m.port() == 0),
+            "metrics_bind must differ from bind",
+        );
+        check(
+            self.metrics_token
+                .as_ref()
+                .is_none_or(|t| t.expose().len() >= 16),
+            "metrics_token must be at least 16 bytes",
         );
         check(
             self.access_token_ttl_secs >= 60,

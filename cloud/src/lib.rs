@@ -286,11 +286,42 @@ pub async fn run(
             .run_every(Duration::from_secs(config.maintenance_interval_secs)),
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
-    let app = http::router(state.clone())
-        .merge(web::router())
-        .merge(metrics::router(state.clone()));
     let limits = serve::ServeLimits::from_config(&config);
-    serve::serve(listener, app, limits, state.metrics.clone(), shutdown).await;
+    let scrape = metrics::router(state.clone(), config.metrics_token.clone());
+    let mut app = http::router(state.clone()).merge(web::router());
+    // Both listeners stop on the one shutdown signal.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let metrics_server = match config.metrics_bind {
+        Some(metrics_addr) => {
+            let listener = bind(metrics_addr).await?;
+            tracing::info!(addr = %metrics_addr, "metrics listening");
+            Some(tokio::spawn(serve::serve(
+                listener,
+                scrape,
+                limits.clone(),
+                state.metrics.clone(),
+                stopped(),
+            )))
+        }
+        None => {
+            app = app.merge(scrape);
+            None
+        }
+    };
+    spawn_named("shutdown", async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    serve::serve(listener, app, limits, state.metrics.clone(), stopped()).await;
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP listener's limits (F10): header and idle timeouts, the body-rate
-//! floor, the connection cap, a refused frame that is never read. Raw TCP
-//! where the wire matters.
+//! floor, the connection cap, a refused frame that is never read, and
+//! `/metrics` on its own address or behind a token. Raw TCP where the wire
+//! matters.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -434,4 +436,63 @@ async fn past_the_connection_cap_a_connection_gets_503_and_the_open_ones_are_ser
     tokio::time::timeout(PATIENCE, served)
         .await
         .expect("a slot frees when a connection closes");
+}
+
+fn free_port() -> SocketAddr {
+    lastseen_cloud::mqtt::free_loopback_port().expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_address_are_not_on_the_api_port() {
+    let metrics_addr = free_port();
+    let app = spawn_app_with(|config| config.metrics_bind = Some(metrics_addr)).await;
+    let on_api = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
+    let scraped = app
+        .client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    let text = scraped.text().await.unwrap();
+    assert!(text.contains("lastseen_http_connections_open"), "{text}");
+    // The metrics address serves nothing else.
+    let api_there = app
+        .client
+        .get(format!("http://{metrics_addr}/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_there.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_with_a_token_refuse_scrapers_without_it() {
+    const TOKEN: &str = "scrape-token-0123456789";
+    let app = spawn_app_with(|config| {
+        config.metrics_token = Some(lastseen_cloud::config::Secret::new(TOKEN));
+    })
+    .await;
+    let scrape = |token: Option<&'static str>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for token in [None, Some("scrape-token-wrong-456789")] {
+        let refused = scrape(token).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{token:?}");
+        assert!(!refused.text().await.unwrap().contains("lastseen_"));
+    }
+    let scraped = scrape(Some(TOKEN)).await.unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("lastseen_frames_received_total")
+    );
 }

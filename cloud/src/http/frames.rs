@@ -104,8 +104,9 @@ struct FrameView {
 // The token and the headers are checked before the body is read: a refused
 // request costs no body buffer (F10), and with `Expect: 100-continue` the
 // device never gets the 100 and never sends the body. The listener then
-// closes the connection after the answer, reading what the device still
-// sends for a moment so the answer is not lost to a reset (`serve`).
+// closes the connection after the answer; what the device still sends is
+// read and dropped (not kept), so it reads the 401 instead of a broken pipe
+// (`serve::Drain`).
 async fn ingest(
     State(state): State<AppState>,
     device: Result<CurrentDevice, ApiError>,

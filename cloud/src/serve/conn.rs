@@ -17,12 +17,16 @@ use tokio::time::Instant;
 use super::{OpenConnection, ServeLimits};
 
 /// Once the server has answered and shut its side down (a `Connection:
-/// close`, an early 401), what the client still sends is read and dropped for
-/// at most this long and this much before the socket is closed: closing with
-/// unread data makes the kernel send a reset, and the client might lose the
-/// answer that explains why.
-const LINGER_TIME: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 256 * 1024;
+/// close`, an early 401), what the client still sends is read and dropped, at
+/// most `bytes` and for at most `time`, before the socket is closed: closing
+/// with unread data makes the kernel send a reset, and a client still
+/// uploading (hyper's, the agent's) would see a broken pipe instead of the
+/// answer that explains why. Dropped bytes cost a 16 KiB buffer, not the body.
+#[derive(Clone, Copy, Debug)]
+pub struct Drain {
+    pub bytes: usize,
+    pub time: Duration,
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Phase {
@@ -156,6 +160,7 @@ pub(super) struct TrackedIo {
     activity: std::sync::Arc<Activity>,
     open: Option<OpenConnection>,
     shut_down: bool,
+    drain: Drain,
 }
 
 impl TrackedIo {
@@ -163,12 +168,14 @@ impl TrackedIo {
         stream: TcpStream,
         activity: std::sync::Arc<Activity>,
         open: OpenConnection,
+        drain: Drain,
     ) -> Self {
         Self {
             stream: Some(stream),
             activity,
             open: Some(open),
             shut_down: false,
+            drain,
         }
     }
 
@@ -246,11 +253,12 @@ impl Drop for TrackedIo {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let Drain { bytes, time } = self.drain;
         runtime.spawn(async move {
             let _open = open;
             let mut scratch = vec![0_u8; 16 * 1024];
-            let mut left = LINGER_BYTES;
-            let _ = tokio::time::timeout(LINGER_TIME, async {
+            let mut left = bytes;
+            let _ = tokio::time::timeout(time, async {
                 while left > 0 {
                     match stream.read(&mut scratch).await {
                         Ok(0) | Err(_) => break,

@@ -40,6 +40,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt as _;
 
 pub use body::SlowBody;
+pub use conn::Drain;
 use conn::{Activity, Expired, TrackedIo};
 
 use crate::http::error::ApiError;
@@ -53,6 +54,8 @@ pub struct ServeLimits {
     pub min_body_bytes_per_sec: u64,
     pub body_rate_window: Duration,
     pub max_connections: usize,
+    /// What is read and dropped after an answer that ends the connection.
+    pub drain: Drain,
 }
 
 impl ServeLimits {
@@ -63,6 +66,12 @@ impl ServeLimits {
             min_body_bytes_per_sec: config.http_min_body_bytes_per_sec,
             body_rate_window: Duration::from_secs(config.http_body_rate_window_secs),
             max_connections: config.http_max_connections,
+            // As much as a request could have sent, for as long as a
+            // connection may idle.
+            drain: Drain {
+                bytes: config.max_frame_bytes.max(config.max_json_bytes),
+                time: Duration::from_secs(config.http_idle_timeout_secs),
+            },
         }
     }
 }
@@ -154,7 +163,7 @@ impl Connection {
     ) {
         let activity = Arc::new(Activity::new());
         let open = OpenConnection::new(slot, self.metrics.clone());
-        let io = TrackedIo::new(stream, activity.clone(), open);
+        let io = TrackedIo::new(stream, activity.clone(), open, self.limits.drain);
         let Connection {
             app,
             limits,

@@ -496,3 +496,24 @@ async fn metrics_with_a_token_refuse_scrapers_without_it() {
             .contains("lastseen_frames_received_total")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_uploading_a_whole_frame_with_a_bad_token_reads_the_401() {
+    let app = spawn_app_with(|_| {}).await;
+    // A real JPEG header, then padding up to 10 MiB: what a device would send.
+    let mut body = fixture_jpeg("dog.jpg");
+    body.resize(10 * 1024 * 1024 - 1, 0);
+    for token in bad_tokens(&app).await {
+        let response = fresh_client()
+            .post(app.url("/api/v1/frames"))
+            .bearer_auth(&token)
+            .header("content-type", "image/jpeg")
+            .header("x-frame-seq", "1")
+            .header("x-captured-at", "2026-11-23T10:00:00Z")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("the 401 arrives, not a broken connection");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+}

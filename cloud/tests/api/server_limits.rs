@@ -139,13 +139,29 @@ fn short_timers(config: &mut lastseen_cloud::config::Config) {
 /// The tests open more than a thousand sockets, twice over (both ends live
 /// in this process): raise the soft open-file limit to the hard one if it is
 /// lower than `need` (util-linux `prlimit`, as the tests forbid unsafe code).
-fn ensure_open_files(need: u64) {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    let soft = limits
+fn soft_open_files() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()?
         .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok());
-    if soft.is_some_and(|soft| soft >= need) {
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
+fn ensure_open_files(need: u64) {
+    raise_open_files(need);
+    let soft = soft_open_files();
+    assert!(
+        soft.is_none_or(|soft| soft >= need),
+        "this test needs {need} open files and the limit is {soft:?}: raise `ulimit -n`"
+    );
+}
+
+fn raise_open_files(need: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    if soft_open_files().is_some_and(|soft| soft >= need) {
         return;
     }
     let pid = std::process::id().to_string();

@@ -160,6 +160,35 @@ pub struct Config {
     pub live_auth_timeout_secs: u64,
     /// Interval of live WebSocket pings; the session is also re-checked then.
     pub live_ping_interval_secs: u64,
+    /// Live WebSockets open at once per user; one more is closed after its
+    /// `auth` message (close code 4429).
+    pub live_max_sockets_per_user: usize,
+    /// Live WebSockets that have not authenticated yet, at once; one more
+    /// handshake gets 503 `overloaded`.
+    pub live_max_pending: usize,
+    /// A live message (or ping) the browser does not take within this time
+    /// closes its socket.
+    pub live_send_timeout_secs: u64,
+
+    // The HTTP listener (cloud/src/serve): how long and how many connections.
+    /// Time to send a whole request head, from the connection's start or from
+    /// the first byte of a later request.
+    pub http_header_timeout_secs: u64,
+    /// Time a connection may sit idle between requests, or leave a response
+    /// unread, before it is closed.
+    pub http_idle_timeout_secs: u64,
+    /// A request body must bring at least this many bytes per second,
+    /// measured over each `http_body_rate_window_secs`, or the request gets
+    /// 408 and the connection is closed.
+    pub http_min_body_bytes_per_sec: u64,
+    pub http_body_rate_window_secs: u64,
+    /// HTTP connections open at once (per listener); one more is answered 503
+    /// and closed at once. Keep it below the process's open-file limit.
+    pub http_max_connections: usize,
+    /// When set, `/metrics` is served only on this address, not on `bind`.
+    pub metrics_bind: Option<SocketAddr>,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<Secret>,
 
     /// MQTT transport: `embedded` (a broker inside the cloud on
     /// `mqtt_listen`), `external` (a client of the broker at `mqtt_url`) or `off`.
@@ -283,6 +312,16 @@ impl Default for Config {
             live_channel_capacity: 64,
             live_auth_timeout_secs: 10,
             live_ping_interval_secs: 30,
+            live_max_sockets_per_user: 16,
+            live_max_pending: 256,
+            live_send_timeout_secs: 10,
+            http_header_timeout_secs: 20,
+            http_idle_timeout_secs: 60,
+            http_min_body_bytes_per_sec: 1024,
+            http_body_rate_window_secs: 10,
+            http_max_connections: 2048,
+            metrics_bind: None,
+            metrics_token: None,
             mqtt: MqttMode::Embedded,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtt_tls_cert: None,
@@ -449,6 +488,37 @@ impl Config {
         check(
             self.live_ping_interval_secs >= 1,
             "live_ping_interval_secs must be at least 1",
+        );
+        check(
+            self.live_max_sockets_per_user >= 1
+                && self.live_max_pending >= 1
+                && self.live_send_timeout_secs >= 1,
+            "live_max_sockets_per_user, live_max_pending and live_send_timeout_secs must be at least 1",
+        );
+        check(
+            self.http_header_timeout_secs >= 1
+                && self.http_idle_timeout_secs >= 1
+                && self.http_body_rate_window_secs >= 1,
+            "http_header_timeout_secs, http_idle_timeout_secs and http_body_rate_window_secs must be at least 1",
+        );
+        check(
+            self.http_min_body_bytes_per_sec >= 1,
+            "http_min_body_bytes_per_sec must be at least 1",
+        );
+        check(
+            self.http_max_connections >= 1,
+            "http_max_connections must be at least 1",
+        );
+        check(
+            self.metrics_bind
+                .is_none_or(|m| m != self.bind || m.port() == 0),
+            "metrics_bind must differ from bind",
+        );
+        check(
+            self.metrics_token
+                .as_ref()
+                .is_none_or(|t| t.expose().len() >= 16),
+            "metrics_token must be at least 16 bytes",
         );
         check(
             self.access_token_ttl_secs >= 60,

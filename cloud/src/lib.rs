@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod query;
 pub mod retention;
+pub mod serve;
 pub mod store;
 pub mod web;
 
@@ -113,7 +114,11 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         max_image_pixels: config.max_image_pixels,
         detect: config.detect_enabled,
     })?);
-    let live = LiveHub::new(config.live_channel_capacity);
+    let live = LiveHub::bounded(
+        config.live_channel_capacity,
+        config.live_max_sockets_per_user,
+        config.live_max_pending,
+    );
     let credentials = CredentialEvents::default();
     Ok(AppState {
         accounts: Arc::new(
@@ -200,6 +205,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             live_auth_timeout: Duration::from_secs(config.live_auth_timeout_secs),
             live_ping_interval: Duration::from_secs(config.live_ping_interval_secs),
+            live_send_timeout: Duration::from_secs(config.live_send_timeout_secs),
         }),
     })
 }
@@ -288,14 +294,43 @@ pub async fn run(
             .run_every(Duration::from_secs(config.maintenance_interval_secs)),
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
-    let app = http::router(state.clone())
-        .merge(web::router())
-        .merge(metrics::router(state))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve)
+    let limits = serve::ServeLimits::from_config(&config);
+    let scrape = metrics::router(state.clone(), config.metrics_token.clone());
+    let mut app = http::router(state.clone()).merge(web::router());
+    // Both listeners stop on the one shutdown signal.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let metrics_server = match config.metrics_bind {
+        Some(metrics_addr) => {
+            let listener = bind(metrics_addr).await?;
+            tracing::info!(addr = %metrics_addr, "metrics listening");
+            Some(tokio::spawn(serve::serve(
+                listener,
+                scrape,
+                limits.clone(),
+                state.metrics.clone(),
+                stopped(),
+            )))
+        }
+        None => {
+            app = app.merge(scrape);
+            None
+        }
+    };
+    spawn_named("shutdown", async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    serve::serve(listener, app, limits, state.metrics.clone(), stopped()).await;
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
+    Ok(())
 }
 
 /// Log targets off unless the configured filter names them: rumqttd logs

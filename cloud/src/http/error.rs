@@ -343,6 +343,34 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
+impl From<crate::serve::SlowBody> for ApiError {
+    fn from(error: crate::serve::SlowBody) -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("{error}: send it at least at http_min_body_bytes_per_sec"),
+        )
+    }
+}
+
+impl From<crate::live::LiveError> for ApiError {
+    fn from(error: crate::live::LiveError) -> Self {
+        use crate::live::LiveError;
+        match error {
+            LiveError::TooManySockets => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sockets",
+                error.to_string(),
+            ),
+            LiveError::TooManyPending => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                error.to_string(),
+            ),
+        }
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::bad_request(format!(

@@ -2,8 +2,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -102,14 +101,17 @@ struct FrameView {
             headers(("Retry-After" = u32, description = "Seconds to wait before sending again."))),
     )
 )]
-// The body is read (up to the limit) before any answer: answering while the
-// device is still uploading makes the kernel reset the connection, and the
-// device would see a broken pipe instead of the 401 or 415 that explains it.
+// The token and the headers are checked before the body is read: a refused
+// request costs no body buffer (F10), and with `Expect: 100-continue` the
+// device never gets the 100 and never sends the body. The listener then
+// closes the connection after the answer; what the device still sends is
+// read and dropped (not kept), so it reads the 401 instead of a broken pipe
+// (`serve::Drain`).
 async fn ingest(
     State(state): State<AppState>,
     device: Result<CurrentDevice, ApiError>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Request,
 ) -> Result<(StatusCode, Json<FrameAccepted>), ApiError> {
     let answer = accept(&state, device, &headers, body).await;
     let outcome = match &answer {
@@ -126,7 +128,7 @@ async fn accept(
     state: &AppState,
     device: Result<CurrentDevice, ApiError>,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Request,
 ) -> Result<(StatusCode, Json<FrameAccepted>), ApiError> {
     let CurrentDevice(device) = device?;
     require_jpeg_content_type(headers)?;
@@ -137,7 +139,8 @@ async fn accept(
             Utc::now(),
         )?,
     };
-    let body = body?;
+    // Within `max_frame_bytes` (the route's DefaultBodyLimit).
+    let body = Bytes::from_request(body, state).await?;
     let outcome = state
         .ingest
         .ingest(&device, frame_meta, body)

@@ -8,6 +8,10 @@
 //! ended session gets `{"type":"error","code","message"}` and close code
 //! [`CLOSE_UNAUTHORIZED`]. Pings go out every `live_ping_interval_secs`, and
 //! the session is checked again each time, so logging out closes the socket.
+//! Bounds: `live_max_pending` sockets waiting for their `auth` message (one
+//! more handshake gets 503), `live_max_sockets_per_user` open sockets per user
+//! (one more is closed with [`CLOSE_TOO_MANY`]), and a message the browser
+//! does not take within `live_send_timeout_secs` closes its socket.
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -20,12 +24,14 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use crate::live::{LiveEvent, LiveFrame};
+use crate::live::{Handshake, LiveEvent, LiveFrame};
 
 /// Close code for a missing, invalid, expired or logged-out token (private range).
 pub(crate) const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// Close code for a first message that is not an `auth` message.
 pub(crate) const CLOSE_BAD_REQUEST: u16 = 4400;
+/// Close code for a user who already has `live_max_sockets_per_user` open.
+pub(crate) const CLOSE_TOO_MANY: u16 = 4429;
 /// The client only ever sends its `auth` message: a token is a few hundred bytes.
 const MAX_CLIENT_MESSAGE_BYTES: usize = 16 * 1024;
 
@@ -63,7 +69,9 @@ enum ServerMessage<'a> {
 /// `{"type":"missed","count"}` when the client was too slow and frames were
 /// skipped. A bad, expired or logged-out token gets
 /// `{"type":"error","code":"unauthorized","message"}` and close code 4401;
-/// a first message that is not `auth` gets close code 4400.
+/// a first message that is not `auth` gets close code 4400, and a user who
+/// already has `live_max_sockets_per_user` sockets open gets
+/// `{"type":"error","code":"too_many_sockets"}` and close code 4429.
 #[utoipa::path(
     get,
     path = "/live",
@@ -72,6 +80,8 @@ enum ServerMessage<'a> {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol; the messages are described above."),
         (status = 426, description = "`upgrade_required`: the request was not a WebSocket handshake.", body = ErrorBody),
+        (status = 503, description = "`overloaded`: too many live sockets are waiting to authenticate; try again after `Retry-After`.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
     )
 )]
 async fn live(
@@ -85,13 +95,23 @@ async fn live(
             format!("GET /live is a WebSocket: connect with a WebSocket handshake ({rejection})"),
         )
     })?;
+    let handshake = state
+        .live
+        .try_handshake()
+        .map_err(|error| ApiError::from(error).with_retry_after(state.limits.retry_after_secs))?;
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| session(state, socket)))
+        .on_upgrade(move |socket| session(state, socket, handshake)))
 }
 
-async fn session(state: AppState, mut socket: WebSocket) {
-    let first = tokio::time::timeout(state.limits.live_auth_timeout, first_text(&mut socket)).await;
+async fn session(state: AppState, socket: WebSocket, handshake: Handshake) {
+    let timeout = state.limits.live_send_timeout;
+    let mut socket = Socket { socket, timeout };
+    let first = tokio::time::timeout(
+        state.limits.live_auth_timeout,
+        first_text(&mut socket.socket),
+    )
+    .await;
     let token = match first {
         Ok(Some(text)) => match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage::Auth { token }) => token,
@@ -116,8 +136,16 @@ async fn session(state: AppState, mut socket: WebSocket) {
             return;
         }
     };
-    let mut subscription = state.live.subscribe(user);
-    if send(&mut socket, &ServerMessage::Ready).await.is_err() {
+    drop(handshake);
+    let mut subscription = match state.live.try_subscribe(user) {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            let error = ApiError::from(error);
+            refuse(socket, CLOSE_TOO_MANY, error.code(), error.message()).await;
+            return;
+        }
+    };
+    if socket.send(&ServerMessage::Ready).await.is_err() {
         return;
     }
     let period = state.limits.live_ping_interval;
@@ -126,18 +154,18 @@ async fn session(state: AppState, mut socket: WebSocket) {
         tokio::select! {
             event = subscription.next() => {
                 let sent = match event {
-                    LiveEvent::Frame(frame) => send(&mut socket, &ServerMessage::Frame(&frame)).await,
+                    LiveEvent::Frame(frame) => socket.send(&ServerMessage::Frame(&frame)).await,
                     LiveEvent::Missed(count) => {
                         let total = state.live.missed();
                         tracing::warn!(%user, count, total, "a live client fell behind and missed frames");
-                        send(&mut socket, &ServerMessage::Missed { count }).await
+                        socket.send(&ServerMessage::Missed { count }).await
                     }
                 };
                 if sent.is_err() {
                     return;
                 }
             }
-            incoming = socket.recv() => match incoming {
+            incoming = socket.socket.recv() => match incoming {
                 // Pongs and anything else the client says are ignored; axum answers pings.
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => {}
@@ -148,7 +176,7 @@ async fn session(state: AppState, mut socket: WebSocket) {
                     refuse(socket, CLOSE_UNAUTHORIZED, "unauthorized", message).await;
                     return;
                 }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                if socket.message(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
             }
@@ -168,23 +196,37 @@ async fn first_text(socket: &mut WebSocket) -> Option<Utf8Bytes> {
     }
 }
 
-async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> Result<(), axum::Error> {
-    let text = serde_json::to_string(message).map_err(axum::Error::new)?;
-    socket.send(Message::Text(text.into())).await
+/// The socket, where every send must complete within `live_send_timeout_secs`:
+/// a browser that stops reading cannot hold the session (and its buffers)
+/// forever. An error means the session is over; dropping the socket closes it.
+struct Socket {
+    socket: WebSocket,
+    timeout: std::time::Duration,
+}
+
+impl Socket {
+    async fn send(&mut self, message: &ServerMessage<'_>) -> Result<(), axum::Error> {
+        let text = serde_json::to_string(message).map_err(axum::Error::new)?;
+        self.message(Message::Text(text.into())).await
+    }
+
+    async fn message(&mut self, message: Message) -> Result<(), axum::Error> {
+        tokio::time::timeout(self.timeout, self.socket.send(message))
+            .await
+            .map_err(axum::Error::new)?
+    }
 }
 
 /// Tells the client why, then closes with `code`.
-async fn refuse(mut socket: WebSocket, code: u16, error: &'static str, message: &str) {
-    let _ = send(
-        &mut socket,
-        &ServerMessage::Error {
+async fn refuse(mut socket: Socket, code: u16, error: &'static str, message: &str) {
+    let _ = socket
+        .send(&ServerMessage::Error {
             code: error,
             message,
-        },
-    )
-    .await;
+        })
+        .await;
     let _ = socket
-        .send(Message::Close(Some(CloseFrame {
+        .message(Message::Close(Some(CloseFrame {
             code,
             reason: Utf8Bytes::from(error),
         })))

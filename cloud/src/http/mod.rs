@@ -55,6 +55,8 @@ pub struct HttpLimits {
     pub live_auth_timeout: Duration,
     /// Keepalive pings of a live WebSocket, also when its session is re-checked.
     pub live_ping_interval: Duration,
+    /// A live message the browser does not take in this time closes its socket.
+    pub live_send_timeout: Duration,
 }
 
 /// Everything a handler may reach: cheap to clone, one `Arc` per service.

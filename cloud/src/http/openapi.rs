@@ -226,6 +226,7 @@ mod tests {
             cors_allowed_origins: Vec::new(),
             live_auth_timeout: std::time::Duration::from_secs(1),
             live_ping_interval: std::time::Duration::from_secs(1),
+            live_send_timeout: std::time::Duration::from_secs(1),
         };
         let (_, document) = crate::http::api(&limits).split_for_parts();
         serde_json::to_value(document).expect("serialises")

@@ -5,6 +5,9 @@
 //! A subscriber that falls more than `capacity` events behind misses the
 //! oldest ones (counted in [`LiveHub::missed`]) instead of growing memory.
 //! Ingest feeds the hub through [`FrameObserver`] and knows nothing of it.
+//! The hub also bounds the sessions: `live_max_sockets_per_user` per user
+//! ([`LiveHub::try_subscribe`]) and `live_max_pending` not yet authenticated
+//! ([`LiveHub::try_handshake`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use lastseen_shared::{Detection, DeviceId, FrameId, UserId};
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::ingest::FrameObserver;
 use crate::store::StoredFrame;
@@ -49,10 +52,27 @@ pub enum LiveEvent {
     Missed(u64),
 }
 
+/// A live session the hub refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LiveError {
+    #[error("this user has as many live sessions open as allowed")]
+    TooManySockets,
+    #[error("too many live sessions are waiting to authenticate")]
+    TooManyPending,
+}
+
+/// A live session that has not authenticated yet; it counts against
+/// `live_max_pending` until dropped.
+pub struct Handshake {
+    _slot: OwnedSemaphorePermit,
+}
+
 type Channels = HashMap<UserId, broadcast::Sender<Arc<LiveFrame>>>;
 
 struct Shared {
     capacity: usize,
+    max_per_user: usize,
+    pending: Arc<Semaphore>,
     channels: Mutex<Channels>,
     missed: AtomicU64,
 }
@@ -74,9 +94,17 @@ pub struct LiveHub {
 impl LiveHub {
     /// `capacity`: events buffered per user for its slowest subscriber (at least 1).
     pub fn new(capacity: usize) -> Self {
+        Self::bounded(capacity, usize::MAX, Semaphore::MAX_PERMITS)
+    }
+
+    /// With at most `max_per_user` subscriptions per user through
+    /// [`Self::try_subscribe`] and `max_pending` [`Handshake`]s at once.
+    pub fn bounded(capacity: usize, max_per_user: usize, max_pending: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 capacity: capacity.max(1),
+                max_per_user,
+                pending: Arc::new(Semaphore::new(max_pending.min(Semaphore::MAX_PERMITS))),
                 channels: Mutex::new(HashMap::new()),
                 missed: AtomicU64::new(0),
             }),
@@ -95,6 +123,33 @@ impl LiveHub {
             receiver,
             shared: self.shared.clone(),
         }
+    }
+
+    /// Like [`Self::subscribe`], unless `user` already has `max_per_user`
+    /// subscriptions (checked and taken under one lock).
+    pub fn try_subscribe(&self, user: UserId) -> Result<Subscription, LiveError> {
+        let mut channels = self.shared.channels();
+        let sender = channels
+            .entry(user)
+            .or_insert_with(|| broadcast::channel(self.shared.capacity).0);
+        if sender.receiver_count() >= self.shared.max_per_user {
+            return Err(LiveError::TooManySockets);
+        }
+        Ok(Subscription {
+            user,
+            receiver: sender.subscribe(),
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// A place among the sessions waiting to authenticate, if one is free.
+    pub fn try_handshake(&self) -> Result<Handshake, LiveError> {
+        self.shared
+            .pending
+            .clone()
+            .try_acquire_owned()
+            .map(|slot| Handshake { _slot: slot })
+            .map_err(|_| LiveError::TooManyPending)
     }
 
     /// Sends `frame` to `owner`'s subscribers; nothing happens without any.
@@ -234,6 +289,31 @@ mod tests {
         assert_eq!(hub.users(), 1);
         drop(second);
         assert_eq!(hub.users(), 0);
+    }
+
+    #[test]
+    fn subscriptions_and_handshakes_are_bounded() {
+        let hub = LiveHub::bounded(4, 2, 1);
+        let (alice, bob) = (UserId::new(), UserId::new());
+        let first = hub.try_subscribe(alice).expect("first");
+        let _second = hub.try_subscribe(alice).expect("second");
+        assert_eq!(
+            hub.try_subscribe(alice).err(),
+            Some(LiveError::TooManySockets)
+        );
+        assert!(hub.try_subscribe(bob).is_ok(), "another user has room");
+        drop(first);
+        assert!(
+            hub.try_subscribe(alice).is_ok(),
+            "room again after one left"
+        );
+        let waiting = hub.try_handshake().expect("one pending");
+        assert!(matches!(
+            hub.try_handshake(),
+            Err(LiveError::TooManyPending)
+        ));
+        drop(waiting);
+        assert!(hub.try_handshake().is_ok());
     }
 
     #[test]

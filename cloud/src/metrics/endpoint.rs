@@ -1,22 +1,61 @@
 //! `GET /metrics`: Prometheus text for scrapers, outside the versioned API
 //! and its OpenAPI document (which describe the REST API only).
+//!
+//! By default it is public on the API port, as the counters hold no user
+//! data. `metrics_bind` moves it to an address of its own (`run` then leaves
+//! it off the API port), and `metrics_token` makes it ask for
+//! `Authorization: Bearer <metrics_token>` (401 without it).
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 
 use super::Gauges;
+use crate::config::Secret;
 use crate::http::AppState;
+use crate::http::error::ApiError;
 
-/// The metrics route, merged beside `http::router` by `run`.
-pub fn router(state: AppState) -> Router {
+/// The metrics route, merged beside `http::router` by `run` or served alone
+/// on `metrics_bind`.
+pub fn router(state: AppState, token: Option<Secret>) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(metrics))
-        .with_state(state)
+        .with_state(Scrape { state, token })
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+#[derive(Clone)]
+struct Scrape {
+    state: AppState,
+    token: Option<Secret>,
+}
+
+/// Whether `headers` carry `Authorization: Bearer <expected>`; the digests
+/// are compared in full, so the time taken says nothing of the token.
+fn authorized(headers: &HeaderMap, expected: &Secret) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
+    let given = Sha256::digest(given.as_bytes());
+    let expected = Sha256::digest(expected.expose().as_bytes());
+    given
+        .iter()
+        .zip(expected.iter())
+        .fold(0_u8, |differ, (a, b)| differ | (a ^ b))
+        == 0
+}
+
+async fn metrics(State(scrape): State<Scrape>, headers: HeaderMap) -> Response {
+    if let Some(token) = &scrape.token
+        && !authorized(&headers, token)
+    {
+        return ApiError::unauthorized().into_response();
+    }
+    let state = scrape.state;
     let (queue_depth, queue_capacity) = state.ingest.queue();
     let text = state.metrics.render(&Gauges {
         queue_depth,
@@ -32,4 +71,5 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         text,
     )
+        .into_response()
 }

@@ -65,6 +65,33 @@ impl MqttDenial {
     }
 }
 
+/// Why the HTTP listener closed a connection before its client did
+/// (`cloud/src/serve`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionClose {
+    /// No complete request head within `http_header_timeout_secs`.
+    Header,
+    /// Idle between requests for `http_idle_timeout_secs`.
+    Idle,
+    /// The client stopped reading a response for `http_idle_timeout_secs`.
+    Send,
+    /// A request body came slower than `http_min_body_bytes_per_sec` (408).
+    Body,
+}
+
+impl ConnectionClose {
+    const ALL: [ConnectionClose; 4] = [Self::Header, Self::Idle, Self::Send, Self::Body];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ConnectionClose::Header => "header",
+            ConnectionClose::Idle => "idle",
+            ConnectionClose::Send => "send",
+            ConnectionClose::Body => "body",
+        }
+    }
+}
+
 /// Gauges read when the metrics are rendered.
 pub struct Gauges<'a> {
     pub queue_depth: usize,
@@ -88,6 +115,9 @@ pub struct Metrics {
     mqtt_denied: [AtomicU64; 3],
     mqtt_kicked: AtomicU64,
     mqtt_device_sessions: AtomicU64,
+    http_connections_open: AtomicU64,
+    http_connections_refused: AtomicU64,
+    http_connections_timed_out: [AtomicU64; 4],
 }
 
 impl Metrics {
@@ -137,6 +167,23 @@ impl Metrics {
 
     pub fn set_mqtt_device_sessions(&self, live: u64) {
         self.mqtt_device_sessions.store(live, Ordering::Relaxed);
+    }
+
+    pub fn http_connection_opened(&self) {
+        self.http_connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn http_connection_closed(&self) {
+        self.http_connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn http_connection_refused(&self) {
+        self.http_connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn http_connection_timed_out(&self, reason: ConnectionClose) {
+        self.http_connections_timed_out[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -238,6 +285,37 @@ impl Metrics {
             "lastseen_mqtt_device_sessions {}",
             self.mqtt_device_sessions.load(Ordering::Relaxed)
         );
+        header(
+            &mut out,
+            "lastseen_http_connections_open",
+            "gauge",
+            "HTTP connections open now (WebSockets included), at most http_max_connections per listener.",
+        );
+        let _ = writeln!(
+            out,
+            "lastseen_http_connections_open {}",
+            self.http_connections_open.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "lastseen_http_connections_refused_total",
+            "HTTP connections closed at once because http_max_connections were open.",
+            &self.http_connections_refused,
+        );
+        header(
+            &mut out,
+            "lastseen_http_connections_timed_out_total",
+            "counter",
+            "HTTP connections the server closed on a timer: header, idle, send (the client stopped reading), body (below http_min_body_bytes_per_sec).",
+        );
+        for reason in ConnectionClose::ALL {
+            let value = self.http_connections_timed_out[reason as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "lastseen_http_connections_timed_out_total{{reason=\"{}\"}} {value}",
+                reason.as_str()
+            );
+        }
         header(
             &mut out,
             "lastseen_detect_queue_depth",
@@ -347,6 +425,11 @@ mod tests {
         metrics.mqtt_denied(MqttDenial::Subscribe);
         metrics.mqtt_kicked();
         metrics.set_mqtt_device_sessions(5);
+        metrics.http_connection_opened();
+        metrics.http_connection_opened();
+        metrics.http_connection_closed();
+        metrics.http_connection_refused();
+        metrics.http_connection_timed_out(ConnectionClose::Body);
         let histogram = Histogram::new();
         histogram.observe(std::time::Duration::from_millis(20));
         let text = metrics.render(&Gauges {
@@ -374,6 +457,10 @@ mod tests {
             "lastseen_mqtt_denied_total{action=\"subscribe\"} 2",
             "lastseen_mqtt_kicked_total 1",
             "lastseen_mqtt_device_sessions 5",
+            "lastseen_http_connections_open 1",
+            "lastseen_http_connections_refused_total 1",
+            "lastseen_http_connections_timed_out_total{reason=\"body\"} 1",
+            "lastseen_http_connections_timed_out_total{reason=\"header\"} 0",
             "lastseen_detect_queue_depth 3",
             "lastseen_password_hashes_in_flight_peak 2",
             "lastseen_renders_in_flight 1",

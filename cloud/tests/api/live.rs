@@ -220,3 +220,66 @@ async fn a_plain_get_is_told_to_upgrade() {
         "upgrade_required"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_has_at_most_live_max_sockets_per_user_open() {
+    let app = spawn_app_with(|config| config.live_max_sockets_per_user = 2).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let first = live_session(&app, &alice).await;
+    let _second = live_session(&app, &alice).await;
+
+    let mut third = connect(&app).await;
+    let auth = json!({"type": "auth", "token": alice}).to_string();
+    third.send(Message::text(auth)).await.expect("send auth");
+    assert_refused(&mut third, 4429, "too_many_sockets").await;
+
+    // Another user is not affected.
+    let _bob = live_session(&app, &bob).await;
+
+    // Once one of Alice's sockets is gone, she may open another.
+    drop(first);
+    let reopened = async {
+        loop {
+            let mut socket = connect(&app).await;
+            let auth = json!({"type": "auth", "token": alice}).to_string();
+            socket.send(Message::text(auth)).await.expect("send auth");
+            if next_json(&mut socket).await == json!({"type": "ready"}) {
+                return socket;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, reopened)
+        .await
+        .expect("room for a new socket after one closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_waiting_to_authenticate_are_capped_at_live_max_pending() {
+    let app = spawn_app_with(|config| {
+        config.live_max_pending = 2;
+        config.live_auth_timeout_secs = 600;
+    })
+    .await;
+    let user = app.user("erin").await;
+    let mut waiting = [connect(&app).await, connect(&app).await];
+
+    let url = format!("ws://{}/api/v1/live", app.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+
+    // One authenticates: its place is free again.
+    let auth = json!({"type": "auth", "token": user}).to_string();
+    waiting[0]
+        .send(Message::text(auth))
+        .await
+        .expect("send auth");
+    assert_eq!(next_json(&mut waiting[0]).await, json!({"type": "ready"}));
+    let _third = connect(&app).await;
+}

@@ -20,6 +20,7 @@ mod openapi;
 mod queries;
 mod registration;
 mod retention;
+mod server_limits;
 mod sessions;
 mod throttling;
 mod thumbnails;

@@ -138,6 +138,7 @@ impl Ingest {
             height: analysis.height,
             detections: analysis.detections,
             shares_image: false,
+            clock_skewed: false,
         };
         match self.unchanged_image(device.id, &frame).await? {
             Some(image) => {
@@ -226,6 +227,7 @@ fn stored(frame: NewFrame, device_name: &str) -> StoredFrame {
             bytes: frame.bytes,
             width: frame.width,
             height: frame.height,
+            clock_skewed: frame.clock_skewed,
         },
         detections: frame.detections,
     }

@@ -191,9 +191,9 @@ async fn retention_is_read_set_and_reset_through_the_api() {
 }
 
 /// Retention goes by the server's clock. A frame captured in 1970 (a Pi
-/// without a real-time clock, before NTP syncs) survives a 30-day sweep; the
-/// byte limit deletes the frame *received* first, and `last_seen` is
-/// repaired.
+/// without a real-time clock, before NTP syncs) survives a 30-day sweep and
+/// is flagged `clock_skewed`; the byte limit deletes the frame *received*
+/// first, and `last_seen` is repaired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_maintenance_task_goes_by_arrival_and_keeps_a_wrong_clocks_frames() {
     let first = fixture_jpeg("coffee.png");
@@ -257,8 +257,10 @@ async fn the_maintenance_task_goes_by_arrival_and_keeps_a_wrong_clocks_frames() 
         "the frame captured in 1970 was swept"
     );
     assert_eq!(old["captured_at"], "1970-01-01T00:00:10Z");
-    let (status, _) = app.get_json(&user, &stored[2]).await;
+    assert_eq!(old["clock_skewed"], true);
+    let (status, recent) = app.get_json(&user, &stored[2]).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(recent["clock_skewed"], false);
     assert_eq!(app.blob_count(), 2);
     let response = app.get(&user, "/api/v1/last-seen?label=cup").await;
     assert_eq!(

@@ -1,16 +1,19 @@
 //! Admission before the detection queue: a flooding tenant does not starve
 //! another (per-device and per-owner pixel budgets), and the per-user
-//! storage quota refuses frames with 507 and stores nothing.
+//! storage quota refuses frames with 507 and stores nothing; over MQTT both
+//! refusals get no ack.
 
 use std::io::Cursor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use lastseen_shared::Topics;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, error_code, fixture_jpeg, metric, spawn_app_with};
+use crate::helpers::{TestApp, error_code, fixture_jpeg, metric, spawn_app_with, wait_for_metric};
+use crate::mqtt_client::{Broker, connect_device, envelope, use_broker};
 
 const AT: &str = "2026-11-23T10:00:00Z";
 
@@ -244,4 +247,70 @@ async fn a_frame_past_the_quota_gets_507_and_nothing_is_stored() {
         .await,
         2
     );
+}
+
+/// Over MQTT both refusals are "not now": no ack at all (a rejected ack
+/// would make the agent delete the frame), counted by reason, nothing
+/// stored; the device's resend goes through once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mqtt_a_refused_frame_gets_no_ack_and_is_counted() {
+    let dog = fixture_jpeg("dog.jpg");
+    let coffee = fixture_jpeg("coffee.png");
+    let mut address = String::new();
+    let mut prefix = String::new();
+    let app = spawn_app_with(|config| {
+        address = use_broker(config, Broker::Embedded);
+        prefix = config.mqtt_topic_prefix.clone();
+        // Alice: room for the dog only. Bob: one frame's worth of pixels,
+        // then 1 px/s.
+        config.user_quota_bytes = Some(dog.len() as u64 + 100);
+        config.max_image_pixels = 768 * 576;
+        config.admit_device_pixels_per_sec = 1;
+        config.admit_device_burst_pixels = 768 * 576;
+        config.admit_min_frame_pixels = 768 * 576;
+        config.skip_unchanged_images = false;
+    })
+    .await;
+    let topics = Topics::new(&prefix).unwrap();
+    let dropped = "lastseen_frames_dropped_total{transport=\"mqtt\",reason=";
+
+    let alice = app.user("alice").await;
+    let (id, token) = app.device(&alice, "Desk").await;
+    let mut desk = connect_device(&address, &topics, &id, &token).await;
+    desk.publish_frame(desk.id, envelope(desk.id, &token, 1, &dog))
+        .await;
+    assert_eq!(desk.next_ack().await.acked, [1]);
+    desk.publish_frame(desk.id, envelope(desk.id, &token, 2, &coffee))
+        .await;
+    wait_for_metric(&app, &format!("{dropped}\"quota_exceeded\"}}"), 1).await;
+
+    let bob = app.user("bob").await;
+    let (id, bob_token) = app.device(&bob, "Porch").await;
+    let mut porch = connect_device(&address, &topics, &id, &bob_token).await;
+    // Small bodies, well inside the quota: only the pixels count here.
+    porch
+        .publish_frame(porch.id, envelope(porch.id, &bob_token, 1, &jpeg(768, 576)))
+        .await;
+    assert_eq!(porch.next_ack().await.acked, [1]);
+    porch
+        .publish_frame(porch.id, envelope(porch.id, &bob_token, 2, &jpeg(64, 64)))
+        .await;
+    wait_for_metric(&app, &format!("{dropped}\"over_device_budget\"}}"), 1).await;
+
+    // No answer to either, and only the two first frames are stored.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for device in [&mut desk, &mut porch] {
+        let ack_topic = topics.ack(device.id);
+        assert!(
+            device.drain().iter().all(|(topic, _)| *topic != ack_topic),
+            "an ack for a refused frame"
+        );
+    }
+    assert_eq!(app.blob_count(), 2);
+    // A resend of a stored frame is acked as always.
+    desk.publish_frame(desk.id, envelope(desk.id, &token, 1, &dog))
+        .await;
+    assert_eq!(desk.next_ack().await.acked, [1]);
+    desk.clear_retained().await;
+    porch.clear_retained().await;
 }

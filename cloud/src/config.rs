@@ -847,6 +847,36 @@ mod tests {
     }
 
     #[test]
+    fn admission_quota_and_skew_settings_are_checked() {
+        let config = Config {
+            admit_device_pixels_per_sec: 0,
+            admit_owner_burst_pixels: 1000,
+            admit_min_frame_pixels: u64::MAX,
+            user_quota_bytes: Some(0),
+            user_quota_refresh_secs: 0,
+            clock_skew_flag_secs: 1,
+            ..Config::default()
+        };
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        // The defaults let the largest allowed frame through, and set no quota.
+        let defaults = Config::default();
+        assert!(defaults.admit_device_burst_pixels >= defaults.max_image_pixels);
+        assert!(defaults.admit_owner_burst_pixels >= defaults.max_image_pixels);
+        assert_eq!(defaults.user_quota_bytes, None);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LASTSEEN_USER_QUOTA_BYTES", "5000000000");
+            jail.set_env("LASTSEEN_ADMIT_DEVICE_PIXELS_PER_SEC", "1000000");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.user_quota_bytes, Some(5_000_000_000));
+            assert_eq!(config.admit_device_pixels_per_sec, 1_000_000);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn retention_comes_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LASTSEEN_RETENTION_DAYS", "14");

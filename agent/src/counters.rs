@@ -64,6 +64,8 @@ counters! {
     bytes_sent,
     /// Transport failures (connection errors, timeouts, 5xx).
     transport_errors,
+    /// Frames refused for now because the account's storage quota is full (HTTPS 507); kept in the spool.
+    quota_refusals,
     /// Gate settings applied from the cloud.
     settings_applied,
     /// MQTT acks and settings ignored because they did not verify with the device key.

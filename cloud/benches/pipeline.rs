@@ -115,6 +115,11 @@ async fn pipeline_fps(
         detect_workers: workers,
         detect_threads: threads,
         queue_depth: clients * 2,
+        // The pipeline's own throughput: no device's fair share holds it back.
+        admit_device_pixels_per_sec: u64::MAX,
+        admit_device_burst_pixels: u64::MAX,
+        admit_owner_pixels_per_sec: u64::MAX,
+        admit_owner_burst_pixels: u64::MAX,
         jwt_secret: Some(Secret::new("bench-secret-that-is-long-enough-0123456789")),
         log: "warn".to_owned(),
         ..Config::default()

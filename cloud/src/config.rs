@@ -45,7 +45,7 @@ pub struct Config {
     /// Largest number of pooled SQL connections.
     pub db_max_connections: u32,
 
-    /// Default retention: frames captured more than this many days ago are
+    /// Default retention: frames received more than this many days ago are
     /// deleted (rows and images). Unset keeps them; a user may set their own.
     pub retention_days: Option<u32>,
     /// Default retention: the oldest frames are deleted while a user's images
@@ -66,6 +66,17 @@ pub struct Config {
     pub skip_unchanged_images: bool,
     /// Smallest IoU between a box and its match for the scene to count as unchanged.
     pub unchanged_min_iou: f32,
+    /// Hard ceiling on the bytes of one user's images, checked at ingest: a
+    /// frame that would go past it gets 507 `quota_exceeded` and is kept by
+    /// the device. Unset is no quota. Retention trims between sweeps; this
+    /// holds in between.
+    pub user_quota_bytes: Option<u64>,
+    /// How long a user's usage, read from the store, is trusted before it is
+    /// read again (deletions show after at most this long).
+    pub user_quota_refresh_secs: u64,
+    /// A frame whose `captured_at` is further than this from the time it was
+    /// received is flagged `clock_skewed` (the device clock is probably wrong).
+    pub clock_skew_flag_secs: u64,
 
     /// The ONNX model (YOLOX layout).
     pub model_path: PathBuf,
@@ -87,6 +98,17 @@ pub struct Config {
     pub detect_enabled: bool,
     /// Seconds a client is told to wait (Retry-After) when the queue is full.
     pub retry_after_secs: u32,
+    /// Fair share of the detectors: image pixels (width × height from the
+    /// JPEG header) admitted per second per device, and per owner for all
+    /// their devices together, with bursts up to the `_burst_pixels` values;
+    /// past it 503 `overloaded` with the bucket's `Retry-After`.
+    pub admit_device_pixels_per_sec: u64,
+    pub admit_device_burst_pixels: u64,
+    pub admit_owner_pixels_per_sec: u64,
+    pub admit_owner_burst_pixels: u64,
+    /// The least a frame is charged, whatever its size: inference costs the
+    /// same for a tiny frame as for a large one.
+    pub admit_min_frame_pixels: u64,
 
     /// Largest accepted frame body.
     pub max_frame_bytes: usize,
@@ -265,6 +287,9 @@ impl Default for Config {
             orphan_grace_secs: 3600,
             skip_unchanged_images: true,
             unchanged_min_iou: 0.9,
+            user_quota_bytes: None,
+            user_quota_refresh_secs: 60,
+            clock_skew_flag_secs: 24 * 3600,
             model_path: PathBuf::from("../shared/models/yolox_nano.onnx"),
             onnxruntime_lib: None,
             model_input_size: 416,
@@ -275,6 +300,13 @@ impl Default for Config {
             queue_depth: 64,
             detect_enabled: true,
             retry_after_secs: 1,
+            // About 5 fps of 1440p per device, 30 1080p frames per second
+            // per account; bursts of 4 and 8 frames of the largest size.
+            admit_device_pixels_per_sec: 20_000_000,
+            admit_device_burst_pixels: 4 * 7680 * 4320,
+            admit_owner_pixels_per_sec: 64_000_000,
+            admit_owner_burst_pixels: 8 * 7680 * 4320,
+            admit_min_frame_pixels: 1_000_000,
             max_frame_bytes: 10 * 1024 * 1024,
             max_json_bytes: 64 * 1024,
             max_image_pixels: 7680 * 4320,
@@ -643,6 +675,32 @@ impl Config {
             "retention_max_bytes must be between 1 and 2^63-1 (or unset for no limit)",
         );
         check(
+            self.user_quota_bytes
+                .is_none_or(|bytes| (1..=i64::MAX as u64).contains(&bytes)),
+            "user_quota_bytes must be between 1 and 2^63-1 (or unset for no quota)",
+        );
+        check(
+            self.user_quota_refresh_secs >= 1,
+            "user_quota_refresh_secs must be at least 1",
+        );
+        check(
+            self.clock_skew_flag_secs >= 60,
+            "clock_skew_flag_secs must be at least 60",
+        );
+        check(
+            self.admit_device_pixels_per_sec >= 1 && self.admit_owner_pixels_per_sec >= 1,
+            "admit_device_pixels_per_sec and admit_owner_pixels_per_sec must be at least 1",
+        );
+        check(
+            self.admit_device_burst_pixels >= self.max_image_pixels
+                && self.admit_owner_burst_pixels >= self.max_image_pixels,
+            "admit_device_burst_pixels and admit_owner_burst_pixels must be at least max_image_pixels (else the largest frames could never pass)",
+        );
+        check(
+            self.admit_min_frame_pixels <= self.max_image_pixels,
+            "admit_min_frame_pixels must be at most max_image_pixels",
+        );
+        check(
             self.maintenance_interval_secs >= 1,
             "maintenance_interval_secs must be at least 1",
         );
@@ -917,6 +975,36 @@ mod tests {
         // Both off by default: nothing is deleted unless someone asks.
         assert_eq!(Config::default().retention_days, None);
         assert_eq!(Config::default().retention_max_bytes, None);
+    }
+
+    #[test]
+    fn admission_quota_and_skew_settings_are_checked() {
+        let config = Config {
+            admit_device_pixels_per_sec: 0,
+            admit_owner_burst_pixels: 1000,
+            admit_min_frame_pixels: u64::MAX,
+            user_quota_bytes: Some(0),
+            user_quota_refresh_secs: 0,
+            clock_skew_flag_secs: 1,
+            ..Config::default()
+        };
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        // The defaults let the largest allowed frame through, and set no quota.
+        let defaults = Config::default();
+        assert!(defaults.admit_device_burst_pixels >= defaults.max_image_pixels);
+        assert!(defaults.admit_owner_burst_pixels >= defaults.max_image_pixels);
+        assert_eq!(defaults.user_quota_bytes, None);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LASTSEEN_USER_QUOTA_BYTES", "5000000000");
+            jail.set_env("LASTSEEN_ADMIT_DEVICE_PIXELS_PER_SEC", "1000000");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.user_quota_bytes, Some(5_000_000_000));
+            assert_eq!(config.admit_device_pixels_per_sec, 1_000_000);
+            Ok(())
+        });
     }
 
     #[test]

@@ -38,7 +38,7 @@ use devices::Devices;
 use devices::control::DeviceControl;
 use devices::credentials::CredentialEvents;
 use http::{AppState, HttpLimits};
-use ingest::{Ingest, UnchangedImages};
+use ingest::{Admission, AdmissionSettings, Budget, Ingest, UnchangedImages};
 use live::LiveHub;
 use metrics::Metrics;
 use query::Sightings;
@@ -164,7 +164,25 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
                     enabled: config.skip_unchanged_images,
                     min_iou: config.unchanged_min_iou,
                 })
-                .with_observer(Arc::new(live.clone())),
+                .with_observer(Arc::new(live.clone()))
+                .with_admission(Admission::new(
+                    &AdmissionSettings {
+                        device: Budget {
+                            pixels_per_sec: config.admit_device_pixels_per_sec,
+                            burst_pixels: config.admit_device_burst_pixels,
+                        },
+                        owner: Budget {
+                            pixels_per_sec: config.admit_owner_pixels_per_sec,
+                            burst_pixels: config.admit_owner_burst_pixels,
+                        },
+                        min_frame_pixels: config.admit_min_frame_pixels,
+                        max_image_pixels: config.max_image_pixels,
+                        user_quota_bytes: config.user_quota_bytes,
+                        quota_refresh: Duration::from_secs(config.user_quota_refresh_secs),
+                        clock_skew_flag: Duration::from_secs(config.clock_skew_flag_secs),
+                    },
+                    store.clone(),
+                )),
         ),
         retention: Arc::new(Retention::new(
             store.clone(),

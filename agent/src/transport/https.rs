@@ -4,7 +4,9 @@
 //!
 //! Answers: 2xx = stored (the frame is deleted); 401 = the token is wrong
 //! *now* (it may be rotated in its file): keep the frame, reload, back off;
-//! 408/429/503 = later (`Retry-After`); 400/409/413/415/422 *with the cloud's
+//! 408/429/503 = later (`Retry-After`); 507 = the account's storage quota is
+//! full: keep the frame, back off, count it (`quota_refusals`, in the status
+//! too); 400/409/413/415/422 *with the cloud's
 //! JSON error body* = refused for good (deleted and counted); anything else
 //! (5xx, no answer, or a 4xx that did not come from lastseen: a proxy's 413,
 //! a firewall's 403, a 404 from a typo in `http_url`) = keep the frame, back
@@ -57,8 +59,14 @@ pub fn client(cloud: &CloudConfig) -> Result<reqwest::Client, HttpsError> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     Stored,
-    Refused { status: u16, code: String },
+    Refused {
+        status: u16,
+        code: String,
+    },
     Later(Option<Duration>),
+    /// 507: the account's storage quota is full. Not this frame's fault: it
+    /// stays spooled until the owner makes room.
+    OverQuota,
     Unauthorized,
     Failed(String),
 }
@@ -70,6 +78,7 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, code: Option<Stri
     match (status.as_u16(), code) {
         (200..=299, _) => Reply::Stored,
         (401, _) => Reply::Unauthorized,
+        (507, _) => Reply::OverQuota,
         (408 | 429 | 503, _) => Reply::Later(
             retry_after
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -158,6 +167,14 @@ impl Https {
                 Reply::Later(after) => {
                     tracing::debug!(seq, ?after, "the cloud is busy");
                     after.unwrap_or_else(|| backoff.next_delay(&mut rng))
+                }
+                Reply::OverQuota => {
+                    Counters::inc(&ctx.counters.quota_refusals);
+                    tracing::warn!(
+                        seq,
+                        "the account's storage quota is full (507); frames stay in the spool"
+                    );
+                    backoff.next_delay(&mut rng)
                 }
                 Reply::Unauthorized => {
                     Counters::inc(&ctx.counters.transport_errors);
@@ -319,6 +336,19 @@ mod tests {
             classify(StatusCode::BAD_GATEWAY, None, None),
             Reply::Failed(_)
         ));
+        // Over quota: kept, with or without the cloud's body.
+        assert_eq!(
+            classify(
+                StatusCode::INSUFFICIENT_STORAGE,
+                None,
+                Some("quota_exceeded".into())
+            ),
+            Reply::OverQuota
+        );
+        assert_eq!(
+            classify(StatusCode::INSUFFICIENT_STORAGE, None, None),
+            Reply::OverQuota
+        );
     }
 
     #[test]

@@ -84,8 +84,17 @@ impl Cloud {
     }
 
     pub(crate) async fn start_with(mqtt: CloudMqtt) -> Self {
+        Self::start_configured(mqtt, |_| {}).await
+    }
+
+    /// A node with settings of the test's own.
+    pub(crate) async fn start_configured(
+        mqtt: CloudMqtt,
+        customize: impl FnOnce(&mut lastseen_cloud::config::Config),
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let config = cloud_config(data_dir.path(), &mqtt);
+        let mut config = cloud_config(data_dir.path(), &mqtt);
+        customize(&mut config);
         let mut cloud = Self {
             addr: config.bind,
             config,
@@ -127,6 +136,14 @@ impl Cloud {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the cloud did not come up");
+    }
+
+    /// Changes the settings of the next [`Cloud::restart`].
+    pub(crate) fn reconfigure(
+        &mut self,
+        customize: impl FnOnce(&mut lastseen_cloud::config::Config),
+    ) {
+        customize(&mut self.config);
     }
 
     /// Stops the node and waits until it has closed its port.

@@ -8,7 +8,9 @@ use lastseen_agent::Agent;
 use lastseen_agent::counters::Counters;
 use lastseen_agent::delivery::DeliveryOutcome;
 
-use crate::helpers::{Cloud, RunningAgent, agent_config, eventually, open_gates, stored_seqs};
+use crate::helpers::{
+    Cloud, CloudMqtt, RunningAgent, agent_config, eventually, open_gates, stored_seqs,
+};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -146,6 +148,67 @@ async fn an_agent_pointed_at_a_wrong_url_keeps_its_frames() {
     assert_eq!(spool_state.gauge().frames.load(Ordering::Relaxed), frames);
 
     // The same spool with the right URL: every frame arrives.
+    config.cloud.http_url = format!("http://{}", cloud.addr);
+    config.source.max_frames = 0;
+    let running = RunningAgent::start(Agent::build(config).await.expect("agent builds"));
+    let spool_state = running.spool.clone();
+    eventually("the kept frames delivered", LIMIT, || {
+        let done = spool_state.gauge().frames.load(Ordering::Relaxed) == 0;
+        async move { done }
+    })
+    .await;
+    running.stop().await;
+    let store = cloud.store().await;
+    assert_eq!(
+        stored_seqs(&store, device, 0..frames + 10).await,
+        (0..frames).collect::<Vec<_>>()
+    );
+}
+
+/// A full storage quota (507 `quota_exceeded`) must not cost frames: they
+/// stay spooled, counted in `quota_refusals` (which the status carries), and
+/// arrive once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_over_its_quota_keeps_its_frames() {
+    // Room for two or three of the trace's frames (about 30-40 KB each).
+    let mut cloud = Cloud::start_configured(CloudMqtt::Off, |config| {
+        config.user_quota_bytes = Some(100_000);
+        config.skip_unchanged_images = false;
+    })
+    .await;
+    let (_, device, token) = cloud.device("hall").await;
+    let spool = tempfile::tempdir().unwrap();
+    let frames = 12;
+    let mut config = agent_config(&cloud, device, &token, spool.path(), frames);
+    config.gates = open_gates();
+    let running = RunningAgent::start(Agent::build(config.clone()).await.expect("agent builds"));
+    let (counters, spool_state) = (running.counters.clone(), running.spool.clone());
+    eventually(
+        "every frame captured, the quota hit a few times",
+        LIMIT,
+        || {
+            let done = Counters::get(&counters.captured) == frames
+                && Counters::get(&counters.quota_refusals) >= 3;
+            async move { done }
+        },
+    )
+    .await;
+    running.stop().await;
+    assert_eq!(Counters::get(&counters.rejected), 0);
+    let acked = Counters::get(&counters.acked);
+    assert!(acked < frames, "{acked} acked: the quota never held");
+    let waiting = spool_state.gauge().frames.load(Ordering::Relaxed);
+    assert_eq!(acked + waiting, frames);
+    let store = cloud.store().await;
+    assert_eq!(
+        stored_seqs(&store, device, 0..frames + 10).await,
+        (0..acked).collect::<Vec<_>>()
+    );
+
+    // The operator raises the quota: the same spool delivers every frame.
+    cloud.stop().await;
+    cloud.reconfigure(|config| config.user_quota_bytes = None);
+    cloud.restart().await;
     config.cloud.http_url = format!("http://{}", cloud.addr);
     config.source.max_frames = 0;
     let running = RunningAgent::start(Agent::build(config).await.expect("agent builds"));

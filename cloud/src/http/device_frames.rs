@@ -39,6 +39,9 @@ struct DeviceFrameView {
     captured_at: DateTime<Utc>,
     /// When the cloud stored it.
     received_at: DateTime<Utc>,
+    /// `captured_at` was further than `clock_skew_flag_secs` from
+    /// `received_at` (a wrong device clock, or a long wait in the spool).
+    clock_skewed: bool,
 }
 
 /// A page of a device's frames, lowest `seq` first.
@@ -90,6 +93,7 @@ impl From<FrameRecord> for DeviceFrameView {
             seq: frame.seq,
             captured_at: frame.captured_at,
             received_at: frame.received_at,
+            clock_skewed: frame.clock_skewed,
         }
     }
 }

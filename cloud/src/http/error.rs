@@ -41,6 +41,9 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after_secs: Option<u32>,
+    /// The `reason` label of a dropped frame on `/metrics`, when it should
+    /// say more than `code`.
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -50,6 +53,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            reason: None,
         }
     }
 
@@ -103,6 +107,20 @@ impl ApiError {
     /// Used by the retry hint of the ingest path when the queue is full.
     pub fn with_retry_after(mut self, secs: u32) -> Self {
         self.retry_after_secs = Some(secs);
+        self
+    }
+
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        self.retry_after_secs
+    }
+
+    /// The metric label of a refused frame: `code` unless set otherwise.
+    pub fn reason(&self) -> &'static str {
+        self.reason.unwrap_or(self.code)
+    }
+
+    fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
         self
     }
 }
@@ -244,6 +262,7 @@ impl From<MetaError> for ApiError {
 impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
         use crate::detect::ImageError;
+        use crate::ingest::admission::Scope;
         match &error {
             IngestError::Image(ImageError::NotJpeg) => {
                 ApiError::unsupported_media_type(error.to_string())
@@ -263,6 +282,24 @@ impl From<IngestError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
                 "the service is busy; retry later",
+            ),
+            // The same answer as a full queue (the device keeps the frame and
+            // sends it again), with the wait its bucket needs.
+            IngestError::OverBudget(over) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                error.to_string(),
+            )
+            .with_retry_after(over.retry_after_secs)
+            .with_reason(match over.scope {
+                Scope::Device => "over_device_budget",
+                Scope::Owner => "over_owner_budget",
+            }),
+            // 507: a 5xx, so no client deletes the frame; it is not stored.
+            IngestError::OverQuota(_) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "quota_exceeded",
+                error.to_string(),
             ),
             // The frame is not stored: a 503 makes the device keep it and
             // send it again, where a 500 would read as "this frame is bad".

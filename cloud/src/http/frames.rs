@@ -48,6 +48,11 @@ struct FrameAccepted {
     captured_at: DateTime<Utc>,
     /// In score order, highest first.
     detections: Vec<Detection>,
+    /// `captured_at` was further than `clock_skew_flag_secs` from the time
+    /// the cloud received the frame: the device clock is probably wrong (or
+    /// the frame waited that long in its spool). Retention goes by
+    /// `received_at`, so such a frame is kept as long as any other.
+    clock_skewed: bool,
 }
 
 /// One stored frame with its detections.
@@ -70,6 +75,10 @@ struct FrameView {
     image_url: String,
     /// In score order, highest first.
     detections: Vec<Detection>,
+    /// `captured_at` was further than `clock_skew_flag_secs` from
+    /// `received_at`: the device clock is probably wrong (or the frame waited
+    /// that long in its spool). Retention goes by `received_at`.
+    clock_skewed: bool,
 }
 
 /// Sends one camera frame (device token).
@@ -97,8 +106,9 @@ struct FrameView {
         (status = 413, description = "`payload_too_large` (body over the limit) or `image_too_large` (too many pixels).", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `Content-Type: image/jpeg`, or the body is not a JPEG.", body = ErrorBody),
         (status = 422, description = "`unprocessable_image`: a truncated or corrupt JPEG.", body = ErrorBody),
-        (status = 503, description = "`overloaded`: the detection queue is full; send it again after `Retry-After`.", body = ErrorBody,
+        (status = 503, description = "`overloaded`: the detection queue is full, or this device or its account sends more image pixels per second than its share (`admit_*` settings); keep the frame and send it again after `Retry-After`.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before sending again."))),
+        (status = 507, description = "`quota_exceeded`: the account's images would go past `user_quota_bytes`; nothing is stored, keep the frame and send it again later.", body = ErrorBody),
     )
 )]
 // The token and the headers are checked before the body is read: a refused
@@ -118,7 +128,7 @@ async fn ingest(
         Ok((StatusCode::CREATED, _)) => FrameOutcome::Stored,
         Ok(_) => FrameOutcome::Resent,
         Err(error) if error.status().is_client_error() => FrameOutcome::Rejected(error.code()),
-        Err(error) => FrameOutcome::Dropped(error.code()),
+        Err(error) => FrameOutcome::Dropped(error.reason()),
     };
     state.metrics.frame(Transport::Http, outcome);
     answer
@@ -148,7 +158,9 @@ async fn accept(
         .map_err(|error| {
             // Every 503 here means "keep the frame and send it again later".
             let error = ApiError::from(error);
-            if error.status() == StatusCode::SERVICE_UNAVAILABLE {
+            if error.status() == StatusCode::SERVICE_UNAVAILABLE
+                && error.retry_after_secs().is_none()
+            {
                 error.with_retry_after(state.limits.retry_after_secs)
             } else {
                 error
@@ -165,6 +177,7 @@ async fn accept(
             seq: stored.frame.seq,
             captured_at: stored.frame.captured_at,
             detections: stored.detections,
+            clock_skewed: stored.frame.clock_skewed,
         }),
     ))
 }
@@ -298,5 +311,6 @@ fn frame_view(stored: StoredFrame) -> FrameView {
         bytes: frame.bytes,
         image_url: image_url(frame.id),
         detections: stored.detections,
+        clock_skewed: frame.clock_skewed,
     }
 }

@@ -1,13 +1,16 @@
 //! Ingest: the one path every frame takes, whatever transport brought it.
 //!
-//! check the body -> dedupe `(device, seq)` -> queue for detection (bounded)
-//! -> blob put -> SQL rows in one transaction -> answer. The blob is written
+//! check the body -> dedupe `(device, seq)` -> admission (quota, fair share:
+//! `admission`) -> queue for detection (bounded) -> blob put -> SQL rows in
+//! one transaction -> answer. The blob is written
 //! before the rows that point to it; a resent frame is answered from the
 //! store and never detected or stored twice. A frame showing the same scene
 //! as the device's previous image points at that image instead of storing
 //! its own (`unchanged`).
 
+pub mod admission;
 pub mod meta;
+pub mod quota;
 pub mod unchanged;
 
 use std::sync::Arc;
@@ -16,7 +19,9 @@ use bytes::Bytes;
 use chrono::Utc;
 use lastseen_shared::{DeviceId, FrameId, UserId};
 
+pub use admission::{Admission, AdmissionSettings, Budget, OverBudget};
 pub use meta::{FrameMeta, MetaError};
+pub use quota::OverQuota;
 pub use unchanged::UnchangedImages;
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
@@ -32,11 +37,24 @@ pub enum IngestError {
     #[error("the detection queue is full")]
     Overloaded,
     #[error(transparent)]
+    OverBudget(#[from] OverBudget),
+    #[error(transparent)]
+    OverQuota(#[from] OverQuota),
+    #[error(transparent)]
     Detect(DetectError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Blob(#[from] BlobError),
+}
+
+impl From<quota::QuotaError> for IngestError {
+    fn from(error: quota::QuotaError) -> Self {
+        match error {
+            quota::QuotaError::Over(over) => IngestError::OverQuota(over),
+            quota::QuotaError::Store(store) => IngestError::Store(store),
+        }
+    }
 }
 
 impl From<DetectError> for IngestError {
@@ -76,6 +94,7 @@ pub struct Ingest {
     detector: Arc<DetectorPool>,
     unchanged: UnchangedImages,
     observer: Option<Arc<dyn FrameObserver>>,
+    admission: Admission,
 }
 
 impl Ingest {
@@ -90,7 +109,14 @@ impl Ingest {
             detector,
             unchanged: UnchangedImages::OFF,
             observer: None,
+            admission: Admission::unlimited(),
         }
+    }
+
+    /// Quota, fair share of the detectors, clock-skew flag (see `admission`).
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// Tells `observer` of each newly stored frame.
@@ -116,28 +142,31 @@ impl Ingest {
         if let Some(existing) = self.store.frame_by_seq(device.id, meta.seq).await? {
             return Ok(IngestOutcome::Resent(existing));
         }
-        let answer = self
-            .detector
-            .try_submit(jpeg.clone())
-            .map_err(|_| IngestError::Overloaded)?;
+        let mut ticket = self.admission.admit(device, &jpeg).await?;
+        let Ok(answer) = self.detector.try_submit(jpeg.clone()) else {
+            ticket.queue_full();
+            return Err(IngestError::Overloaded);
+        };
         let analysis = answer
             .await
             .map_err(|_| IngestError::Detect(DetectError::Stopped))??;
 
         let key = BlobKey::for_frame(device.id, meta.seq);
+        let received_at = Utc::now();
         let mut frame = NewFrame {
             id: FrameId::new(),
             device: device.id,
             owner: device.owner,
             seq: meta.seq,
             captured_at: meta.captured_at,
-            received_at: Utc::now(),
+            received_at,
             blob_key: key.as_str().to_owned(),
             bytes: jpeg.len() as u64,
             width: analysis.width,
             height: analysis.height,
             detections: analysis.detections,
             shares_image: false,
+            clock_skewed: self.admission.clock_skewed(meta.captured_at, received_at),
         };
         match self.unchanged_image(device.id, &frame).await? {
             Some(image) => {
@@ -158,6 +187,7 @@ impl Ingest {
         }
         match outcome {
             InsertOutcome::Inserted => {
+                ticket.stored(if frame.shares_image { 0 } else { frame.bytes });
                 tracing::debug!(frame = %frame.id, detections = frame.detections.len(), shares_image = frame.shares_image, "frame stored");
                 let stored = stored(frame, &device.name);
                 if let Some(observer) = &self.observer {
@@ -226,6 +256,7 @@ fn stored(frame: NewFrame, device_name: &str) -> StoredFrame {
             bytes: frame.bytes,
             width: frame.width,
             height: frame.height,
+            clock_skewed: frame.clock_skewed,
         },
         detections: frame.detections,
     }

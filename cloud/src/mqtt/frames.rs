@@ -11,8 +11,10 @@
 //!   API): `rejected` with the same error code. The answer to a v2 envelope
 //!   is signed with the device's key; to a v1 envelope it stays plain JSON,
 //!   which is all that agents of earlier releases read.
-//! - Refused for now (queue full, storage down, detector failure): dropped
-//!   and counted; the device resends it because no ack came.
+//! - Refused for now (queue full, the device's or account's share of the
+//!   detectors used up, the account's storage quota full, storage down,
+//!   detector failure): dropped and counted; the device resends it because
+//!   no ack came. (A rejected ack would make agents delete the frame.)
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
@@ -22,6 +24,7 @@ use lastseen_shared::{Ack, DeviceId, DeviceKey};
 
 use crate::auth::{Accounts, AuthError};
 use crate::http::error::ApiError;
+use crate::ingest::admission::Scope;
 use crate::ingest::{FrameMeta, Ingest, IngestError, IngestOutcome, MetaError, meta};
 use crate::metrics::FrameOutcome;
 
@@ -44,10 +47,16 @@ pub enum Dropped {
     StorageUnavailable,
     /// The detector failed on this frame.
     DetectorFailed,
+    /// The device used up its share of the detectors (`admit_device_*`).
+    OverDeviceBudget,
+    /// The device's account used up its share (`admit_owner_*`).
+    OverOwnerBudget,
+    /// The account's images would go past `user_quota_bytes`.
+    QuotaExceeded,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 7] = [
+    pub const ALL: [Dropped; 10] = [
         Dropped::BadEnvelope,
         Dropped::TopicMismatch,
         Dropped::ForgedToken,
@@ -55,6 +64,9 @@ impl Dropped {
         Dropped::Overloaded,
         Dropped::StorageUnavailable,
         Dropped::DetectorFailed,
+        Dropped::OverDeviceBudget,
+        Dropped::OverOwnerBudget,
+        Dropped::QuotaExceeded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +78,10 @@ impl Dropped {
             Dropped::Overloaded => "overloaded",
             Dropped::StorageUnavailable => "storage_unavailable",
             Dropped::DetectorFailed => "detector_failed",
+            // The same labels as the HTTP path's.
+            Dropped::OverDeviceBudget => "over_device_budget",
+            Dropped::OverOwnerBudget => "over_owner_budget",
+            Dropped::QuotaExceeded => "quota_exceeded",
         }
     }
 }
@@ -148,8 +164,16 @@ pub async fn handle(
             key,
         },
         Err(error) => {
-            let overloaded = matches!(error, IngestError::Overloaded);
-            let detector = matches!(error, IngestError::Detect(_));
+            let dropped = match &error {
+                IngestError::Overloaded => Dropped::Overloaded,
+                IngestError::OverBudget(over) => match over.scope {
+                    Scope::Device => Dropped::OverDeviceBudget,
+                    Scope::Owner => Dropped::OverOwnerBudget,
+                },
+                IngestError::OverQuota(_) => Dropped::QuotaExceeded,
+                IngestError::Detect(_) => Dropped::DetectorFailed,
+                _ => Dropped::StorageUnavailable,
+            };
             // The REST mapping decides what is permanent, so both transports
             // refuse the same frames with the same codes.
             let answer = ApiError::from(error);
@@ -160,12 +184,8 @@ pub async fn handle(
                     outcome: FrameOutcome::Rejected(answer.code()),
                     key,
                 }
-            } else if overloaded {
-                Verdict::Drop(Dropped::Overloaded)
-            } else if detector {
-                Verdict::Drop(Dropped::DetectorFailed)
             } else {
-                Verdict::Drop(Dropped::StorageUnavailable)
+                Verdict::Drop(dropped)
             }
         }
     }

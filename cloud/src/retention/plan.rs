@@ -41,7 +41,7 @@ mod tests {
     fn frame(key: &str, bytes: u64, blob_refs: u64) -> AgedFrame {
         AgedFrame {
             id: FrameId::new(),
-            captured_at: DateTime::<Utc>::UNIX_EPOCH,
+            received_at: DateTime::<Utc>::UNIX_EPOCH,
             blob_key: key.to_owned(),
             bytes,
             blob_refs,

@@ -106,6 +106,7 @@ impl Fixture {
                 bbox: BBox::from([1.0, 2.0, 30.0, 40.0]),
             }],
             shares_image: false,
+            clock_skewed: false,
         };
         match shares {
             Some(image) => {

@@ -50,6 +50,9 @@ pub struct NewFrame {
     /// image may be on its way out, and the insert is
     /// [`InsertOutcome::ImageGone`].
     pub shares_image: bool,
+    /// `captured_at` was further from `received_at` than the configured
+    /// `clock_skew_flag_secs`: the device's clock is probably wrong.
+    pub clock_skewed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -74,6 +77,8 @@ pub struct FrameRecord {
     pub bytes: u64,
     pub width: u32,
     pub height: u32,
+    /// See [`NewFrame::clock_skewed`].
+    pub clock_skewed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -129,7 +134,8 @@ pub struct DetectionRow {
 /// or a user's own. `None` is "no limit" in that dimension.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionLimits {
-    /// Frames captured more than this many days ago are deleted.
+    /// Frames received more than this many days ago are deleted (by the
+    /// server's clock: `received_at`, never the device's `captured_at`).
     pub max_age_days: Option<u32>,
     /// The oldest frames are deleted while their images take more than this.
     pub max_bytes: Option<u64>,
@@ -164,7 +170,8 @@ pub struct RetentionSubject {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgedFrame {
     pub id: FrameId,
-    pub captured_at: DateTime<Utc>,
+    /// Retention goes by the server's clock, never the device's.
+    pub received_at: DateTime<Utc>,
     pub blob_key: String,
     /// Size of the image at `blob_key`.
     pub bytes: u64,

@@ -21,6 +21,7 @@ pub(super) trait ColumnReader {
     fn text(&self, column: &str) -> StoreResult<String>;
     fn int(&self, column: &str) -> StoreResult<i64>;
     fn optional_int(&self, column: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, column: &str) -> StoreResult<bool>;
     fn real(&self, column: &str) -> StoreResult<f32>;
     fn uuid(&self, column: &str) -> StoreResult<Uuid>;
     fn time(&self, column: &str) -> StoreResult<DateTime<Utc>>;
@@ -130,7 +131,7 @@ pub(super) fn device(row: &impl ColumnReader) -> StoreResult<DeviceRecord> {
 }
 
 /// Columns: `id, device_id, device_name, seq, captured_at, received_at,
-/// blob_key, bytes, width, height`.
+/// blob_key, bytes, width, height, clock_skewed`.
 pub(super) fn frame(row: &impl ColumnReader) -> StoreResult<FrameRecord> {
     Ok(FrameRecord {
         id: frame_id(row)?,
@@ -143,6 +144,7 @@ pub(super) fn frame(row: &impl ColumnReader) -> StoreResult<FrameRecord> {
         bytes: unsigned(row, "bytes")?,
         width: unsigned(row, "width")?,
         height: unsigned(row, "height")?,
+        clock_skewed: row.flag("clock_skewed")?,
     })
 }
 
@@ -175,7 +177,7 @@ pub(super) fn detection_row(row: &impl ColumnReader) -> StoreResult<DetectionRow
 pub(super) fn aged_frame(row: &impl ColumnReader) -> StoreResult<AgedFrame> {
     Ok(AgedFrame {
         id: frame_id(row)?,
-        captured_at: row.time("captured_at")?,
+        received_at: row.time("received_at")?,
         blob_key: row.text("blob_key")?,
         bytes: unsigned(row, "bytes")?,
         blob_refs: unsigned(row, "blob_refs")?,

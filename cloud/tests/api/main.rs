@@ -1,6 +1,7 @@
 //! Integration tests: the real server on a random port, used as a client would.
 
 mod accounts;
+mod admission;
 mod bad_input;
 mod control;
 mod detector;

@@ -190,15 +190,25 @@ async fn retention_is_read_set_and_reset_through_the_api() {
     );
 }
 
+/// Retention goes by the server's clock. A frame captured in 1970 (a Pi
+/// without a real-time clock, before NTP syncs) survives a 30-day sweep and
+/// is flagged `clock_skewed`; the byte limit deletes the frame *received*
+/// first, and `last_seen` is repaired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_maintenance_task_deletes_frames_past_their_retention() {
+async fn the_maintenance_task_goes_by_arrival_and_keeps_a_wrong_clocks_frames() {
+    let first = fixture_jpeg("coffee.png");
+    let from_1970 = fixture_jpeg("dog.jpg");
+    let last = fixture_jpeg("chelsea.png");
+    let max_bytes = (from_1970.len() + last.len()) as u64;
     let app = spawn_app_with(|config| {
         config.retention_days = Some(30);
+        config.retention_max_bytes = Some(max_bytes);
         config.maintenance_interval_secs = 1;
+        config.skip_unchanged_images = false;
     })
     .await;
     let user = app.user("alice").await;
-    // The user asks to keep everything forever: the server's 30 days hold.
+    // The user asks to keep everything forever: the server's limits hold.
     let response = retention_call(
         &app,
         reqwest::Method::PUT,
@@ -208,32 +218,29 @@ async fn the_maintenance_task_deletes_frames_past_their_retention() {
     .await;
     assert_eq!(response.status(), StatusCode::OK);
     let (_, device) = app.device(&user, "Desk").await;
-    let old: Value = app
-        .post_frame(
-            &device,
-            1,
-            "2020-01-01T00:00:00Z",
-            fixture_jpeg("coffee.png"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
     let now = Utc::now().to_rfc3339();
-    let recent: Value = app
-        .post_frame(&device, 2, &now, fixture_jpeg("dog.jpg"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let old_path = format!("/api/v1/frames/{}", old["frame_id"].as_str().unwrap());
+    let mut stored = Vec::new();
+    for (seq, captured_at, jpeg) in [
+        (1, now.as_str(), first),
+        (2, "1970-01-01T00:00:10Z", from_1970),
+        (3, now.as_str(), last),
+    ] {
+        let response = app.post_frame(&device, seq, captured_at, jpeg).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        stored.push(format!(
+            "/api/v1/frames/{}",
+            body["frame_id"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(app.blob_count(), 3);
 
     // The task runs every second; give it plenty of runs on a busy machine.
     // The rows go first, then the image.
     let mut status = StatusCode::OK;
     for _ in 0..600 {
-        status = app.get(&user, &old_path).await.status();
-        if status == StatusCode::NOT_FOUND && app.blob_count() == 1 {
+        status = app.get(&user, &stored[0]).await.status();
+        if status == StatusCode::NOT_FOUND && app.blob_count() == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -241,16 +248,25 @@ async fn the_maintenance_task_deletes_frames_past_their_retention() {
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
-        "the old frame was never deleted"
+        "the first frame received was never deleted"
     );
-    let recent_path = format!("/api/v1/frames/{}", recent["frame_id"].as_str().unwrap());
-    assert_eq!(app.get(&user, &recent_path).await.status(), StatusCode::OK);
-    assert_eq!(app.blob_count(), 1);
+    let (status, old) = app.get_json(&user, &stored[1]).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the frame captured in 1970 was swept"
+    );
+    assert_eq!(old["captured_at"], "1970-01-01T00:00:10Z");
+    assert_eq!(old["clock_skewed"], true);
+    let (status, recent) = app.get_json(&user, &stored[2]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(recent["clock_skewed"], false);
+    assert_eq!(app.blob_count(), 2);
     let response = app.get(&user, "/api/v1/last-seen?label=cup").await;
     assert_eq!(
         error_code(response, StatusCode::NOT_FOUND).await,
         "never_seen"
     );
     let (_, dog) = app.get_json(&user, "/api/v1/last-seen?label=dog").await;
-    assert_eq!(dog["frame_id"], recent["frame_id"]);
+    assert_eq!(dog["frame_id"], old["id"]);
 }

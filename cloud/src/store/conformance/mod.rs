@@ -63,6 +63,7 @@ macro_rules! store_conformance_tests {
             listings::no_read_crosses_owners,
             retention::retention_limits_are_set_replaced_and_cleared_per_user,
             retention::oldest_frames_come_oldest_first_with_their_image_references,
+            retention::oldest_frames_go_by_arrival_not_by_the_device_clock,
             retention::stored_bytes_count_each_image_once,
             retention::deleting_frames_repairs_last_seen_and_returns_the_images_left_unused,
             retention::a_frame_sharing_an_image_is_stored_only_while_the_image_has_frames,
@@ -150,6 +151,7 @@ fn frame(device: &DeviceRecord, seq: u64, captured: i64, detections: Vec<Detecti
         height: 360,
         detections,
         shares_image: false,
+        clock_skewed: false,
     }
 }
 
@@ -176,6 +178,7 @@ fn expected(device: &DeviceRecord, frame: &NewFrame) -> StoredFrame {
             bytes: frame.bytes,
             width: frame.width,
             height: frame.height,
+            clock_skewed: frame.clock_skewed,
         },
         detections,
     }

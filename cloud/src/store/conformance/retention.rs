@@ -31,7 +31,7 @@ fn sized(mut frame: NewFrame, bytes: u64) -> NewFrame {
 fn aged(frame: &NewFrame, blob_refs: u64) -> AgedFrame {
     AgedFrame {
         id: frame.id,
-        captured_at: frame.captured_at,
+        received_at: frame.received_at,
         blob_key: frame.blob_key.clone(),
         bytes: frame.bytes,
         blob_refs,
@@ -155,6 +155,43 @@ pub(crate) async fn oldest_frames_come_oldest_first_with_their_image_references(
         store.oldest_frames(bob.id, None, 100).await.unwrap(),
         vec![aged(&b1, 1)]
     );
+}
+
+/// A device clock stuck in 1970 (a Pi without a real-time clock before NTP)
+/// must not make its frames the oldest: retention goes by `received_at`.
+/// The flag the ingest sets on such a frame reads back as stored.
+pub(crate) async fn oldest_frames_go_by_arrival_not_by_the_device_clock(store: &dyn Store) {
+    let alice = user(store).await;
+    let cam = device(store, &alice).await;
+    let early = frame(&cam, 1, 100, Vec::new());
+    let epoch = DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(10);
+    let skewed = NewFrame {
+        captured_at: epoch,
+        received_at: at(500),
+        clock_skewed: true,
+        ..frame(&cam, 2, 0, Vec::new())
+    };
+    let late = frame(&cam, 3, 900, Vec::new());
+    for f in [&early, &skewed, &late] {
+        insert(store, f).await;
+    }
+    assert_eq!(
+        store.oldest_frames(alice.id, None, 100).await.unwrap(),
+        vec![aged(&early, 1), aged(&skewed, 1), aged(&late, 1)]
+    );
+    // Captured in 1970, received at 500: not older than a cutoff at 400.
+    assert_eq!(
+        store
+            .oldest_frames(alice.id, Some(at(400)), 100)
+            .await
+            .unwrap(),
+        vec![aged(&early, 1)]
+    );
+    let read = store.frame_by_seq(cam.id, 2).await.unwrap().unwrap();
+    assert!(read.frame.clock_skewed);
+    assert_eq!(read.frame.captured_at, epoch);
+    let read = store.frame_by_seq(cam.id, 1).await.unwrap().unwrap();
+    assert!(!read.frame.clock_skewed);
 }
 
 pub(crate) async fn stored_bytes_count_each_image_once(store: &dyn Store) {

@@ -13,21 +13,21 @@ use crate::store::{DetectionQuery, DetectionRow, FrameRecord, Sighting, StoreRes
 
 const FRAME_BY_SEQ: &str = "\
     SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
-           f.blob_key, f.bytes, f.width, f.height \
+           f.blob_key, f.bytes, f.width, f.height, f.clock_skewed \
     FROM frames f JOIN devices d ON d.id = f.device_id \
     WHERE f.device_id = $1 AND f.seq = $2";
 
 /// Walks the unique `(device_id, seq)` index and stops after `LIMIT` rows.
 const FRAMES_OF_DEVICE: &str = "\
     SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
-           f.blob_key, f.bytes, f.width, f.height \
+           f.blob_key, f.bytes, f.width, f.height, f.clock_skewed \
     FROM frames f JOIN devices d ON d.id = f.device_id \
     WHERE f.device_id = $1 AND f.owner_id = $2 AND f.seq > $3 \
     ORDER BY f.seq LIMIT $4";
 
 const FRAME_OF_OWNER: &str = "\
     SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
-           f.blob_key, f.bytes, f.width, f.height \
+           f.blob_key, f.bytes, f.width, f.height, f.clock_skewed \
     FROM frames f JOIN devices d ON d.id = f.device_id \
     WHERE f.id = $1 AND f.owner_id = $2";
 
@@ -36,7 +36,7 @@ const FRAME_OF_OWNER: &str = "\
 /// `(blob_key, seq)`) and stop at their first row.
 pub(super) const PREVIOUS_IMAGE: &str = "\
     SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
-           f.blob_key, f.bytes, f.width, f.height \
+           f.blob_key, f.bytes, f.width, f.height, f.clock_skewed \
     FROM frames f JOIN devices d ON d.id = f.device_id \
     WHERE f.device_id = $1 AND f.blob_key = ( \
         SELECT blob_key FROM frames WHERE device_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1 \

@@ -33,28 +33,30 @@ const SUBJECTS: &str = "\
     WHERE u.id > $1 ORDER BY u.id LIMIT $2";
 
 /// Frames sharing an image carry its size each, so one per image counts.
-/// Read from `frames_by_owner_age`, which includes `blob_key` and `bytes`.
+/// Read from `frames_by_owner_received`, which includes `blob_key` and `bytes`.
 pub(super) const STORED_BYTES: &str = "\
     SELECT coalesce(sum(bytes), 0)::int8 FROM ( \
         SELECT max(bytes) AS bytes FROM frames WHERE owner_id = $1 GROUP BY blob_key \
     ) images";
 
-/// One batch through `frames_by_owner_age`, then one count per image of the
-/// batch through `frames_by_blob_key` (per image, not per frame: a still
-/// scene may have thousands of frames on one image).
+/// Oldest by `received_at` (the server's clock: a device clock stuck in 1970
+/// must not get its frames swept at once). One batch through
+/// `frames_by_owner_received`, then one count per image of the batch through
+/// `frames_by_blob_key` (per image, not per frame: a still scene may have
+/// thousands of frames on one image).
 pub(super) const OLDEST_FRAMES: &str = "\
     WITH batch AS ( \
-        SELECT id, captured_at, blob_key, bytes FROM frames \
-        WHERE owner_id = $1 AND ($2::timestamptz IS NULL OR captured_at < $2) \
-        ORDER BY captured_at, id LIMIT $3 \
+        SELECT id, received_at, blob_key, bytes FROM frames \
+        WHERE owner_id = $1 AND ($2::timestamptz IS NULL OR received_at < $2) \
+        ORDER BY received_at, id LIMIT $3 \
     ), refs AS ( \
         SELECT k.blob_key, \
                (SELECT count(*) FROM frames g WHERE g.blob_key = k.blob_key) AS blob_refs \
         FROM (SELECT DISTINCT blob_key FROM batch) k \
     ) \
-    SELECT b.id, b.captured_at, b.blob_key, b.bytes, r.blob_refs \
+    SELECT b.id, b.received_at, b.blob_key, b.bytes, r.blob_refs \
     FROM batch b JOIN refs r ON r.blob_key = b.blob_key \
-    ORDER BY b.captured_at, b.id";
+    ORDER BY b.received_at, b.id";
 
 /// The `(device, label)` pairs whose sighting names one of the frames.
 pub(super) const AFFECTED_SIGHTINGS: &str =

@@ -346,7 +346,7 @@ async fn ingest_and_retention_reads_seek_their_indexes() {
                     .bind(500i64),
             )
             .await,
-            vec!["frames_by_owner_age", "frames_by_blob_key"],
+            vec!["frames_by_owner_received", "frames_by_blob_key"],
         ),
         (
             "oldest frames",
@@ -358,12 +358,12 @@ async fn ingest_and_retention_reads_seek_their_indexes() {
                     .bind(500i64),
             )
             .await,
-            vec!["frames_by_owner_age", "frames_by_blob_key"],
+            vec!["frames_by_owner_received", "frames_by_blob_key"],
         ),
         (
             "stored bytes",
             nodes_of(&store, explain(STORED_BYTES).bind(owner.as_uuid())).await,
-            vec!["frames_by_owner_age"],
+            vec!["frames_by_owner_received"],
         ),
         (
             "sightings of deleted frames",

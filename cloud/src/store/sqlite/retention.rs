@@ -36,21 +36,23 @@ const STORED_BYTES: &str = "\
         SELECT max(bytes) AS bytes FROM frames WHERE owner_id = ? GROUP BY blob_key \
     )";
 
-/// One batch through `frames_by_owner_age`, then one count per image of the
-/// batch through `frames_by_blob_key` (per image, not per frame: a still
-/// scene may have thousands of frames on one image).
+/// Oldest by `received_at` (the server's clock: a device clock stuck in 1970
+/// must not get its frames swept at once). One batch through
+/// `frames_by_owner_received`, then one count per image of the batch through
+/// `frames_by_blob_key` (per image, not per frame: a still scene may have
+/// thousands of frames on one image).
 const OLDEST_FRAMES: &str = "\
     WITH batch AS ( \
-        SELECT id, captured_at, blob_key, bytes FROM frames \
-        WHERE owner_id = ? AND captured_at < ? ORDER BY captured_at, id LIMIT ? \
+        SELECT id, received_at, blob_key, bytes FROM frames \
+        WHERE owner_id = ? AND received_at < ? ORDER BY received_at, id LIMIT ? \
     ), refs AS ( \
         SELECT k.blob_key, \
                (SELECT count(*) FROM frames g WHERE g.blob_key = k.blob_key) AS blob_refs \
         FROM (SELECT DISTINCT blob_key FROM batch) k \
     ) \
-    SELECT b.id, b.captured_at, b.blob_key, b.bytes, r.blob_refs \
+    SELECT b.id, b.received_at, b.blob_key, b.bytes, r.blob_refs \
     FROM batch b JOIN refs r ON r.blob_key = b.blob_key \
-    ORDER BY b.captured_at, b.id";
+    ORDER BY b.received_at, b.id";
 
 /// The newest remaining detection of one `(device, label)`, best score on
 /// equal times; it never replaces a newer sighting stored meanwhile.

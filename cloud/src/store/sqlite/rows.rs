@@ -34,6 +34,10 @@ impl ColumnReader for SqliteRow {
         get(self, column)
     }
 
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        get(self, column)
+    }
+
     fn real(&self, column: &str) -> StoreResult<f32> {
         get(self, column)
     }

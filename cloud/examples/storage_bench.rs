@@ -197,6 +197,7 @@ async fn insert(url: &str, backend: Backend, frames: u64, per_frame: usize) -> R
             height: 480,
             detections: detections.clone(),
             shares_image: false,
+            image_sha256: None,
         };
         if store.insert_frame(&frame).await? != InsertOutcome::Inserted {
             bail!("frame {seq} was not inserted");

@@ -8,7 +8,9 @@
 //!   without an answer (no ack goes to a device that did not prove who it
 //!   is) and counted.
 //! - Stored now or earlier: `acked`. Refused for good (the 4xx of the REST
-//!   API): `rejected` with the same error code. The answer to a v2 envelope
+//!   API): `rejected` with the same error code; a `seq_conflict` also
+//!   carries the device's `highest_seq`, so the agent can send the frame
+//!   again above it. The answer to a v2 envelope
 //!   is signed with the device's key; to a v1 envelope it stays plain JSON,
 //!   which is all that agents of earlier releases read.
 //! - Refused for now (queue full, storage down, detector failure): dropped
@@ -139,7 +141,7 @@ pub async fn handle(
             device: device.id,
             ack: Ack {
                 acked: vec![seq],
-                rejected: Vec::new(),
+                ..Ack::default()
             },
             outcome: match outcome {
                 IngestOutcome::Stored(_) => FrameOutcome::Stored,
@@ -150,13 +152,20 @@ pub async fn handle(
         Err(error) => {
             let overloaded = matches!(error, IngestError::Overloaded);
             let detector = matches!(error, IngestError::Detect(_));
+            let highest_seq = match error {
+                IngestError::SeqConflict { highest_seq, .. } => highest_seq,
+                _ => None,
+            };
             // The REST mapping decides what is permanent, so both transports
             // refuse the same frames with the same codes.
             let answer = ApiError::from(error);
             if answer.status().is_client_error() {
                 Verdict::Answer {
                     device: device.id,
-                    ack: rejected(seq, answer.code(), answer.message().to_owned()),
+                    ack: Ack {
+                        highest_seq,
+                        ..rejected(seq, answer.code(), answer.message().to_owned())
+                    },
                     outcome: FrameOutcome::Rejected(answer.code()),
                     key,
                 }
@@ -190,6 +199,7 @@ fn rejected(seq: u64, code: &str, message: String) -> Ack {
             code: code.to_owned(),
             message,
         }],
+        highest_seq: None,
     }
 }
 

@@ -87,7 +87,7 @@ impl Fixture {
         bytes: u64,
         shares: Option<&NewFrame>,
     ) -> NewFrame {
-        let key = BlobKey::for_frame(device.id, seq);
+        let key = BlobKey::for_frame(device.id, seq, &crate::store::ImageDigest::of(b"jpeg"));
         let captured_at = self.now - TimeDelta::days(days_ago);
         let mut frame = NewFrame {
             id: FrameId::new(),
@@ -106,6 +106,7 @@ impl Fixture {
                 bbox: BBox::from([1.0, 2.0, 30.0, 40.0]),
             }],
             shares_image: false,
+            image_sha256: None,
         };
         match shares {
             Some(image) => {
@@ -326,7 +327,7 @@ async fn orphan_sweep_deletes_old_images_without_frames_only(
     // Images whose rows never came: a crash between the put and the insert.
     let mut orphans = Vec::new();
     for seq in 3..8 {
-        let key = BlobKey::for_frame(cam.id, seq);
+        let key = BlobKey::for_frame(cam.id, seq, &crate::store::ImageDigest::of(b"jpeg"));
         f.blobs
             .put(&key, Bytes::from_static(b"jpeg"))
             .await

@@ -17,8 +17,9 @@ use crate::store::{InsertOutcome, NewFrame, StoreError, StoreResult};
 /// its transaction; if that commits, this one does nothing and returns no row.
 const INSERT_FRAME: &str = "\
     INSERT INTO frames \
-    (id, device_id, owner_id, seq, captured_at, received_at, blob_key, bytes, width, height) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    (id, device_id, owner_id, seq, captured_at, received_at, blob_key, bytes, width, height, \
+     image_sha256) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
     ON CONFLICT (device_id, seq) DO NOTHING \
     RETURNING id";
 
@@ -79,6 +80,7 @@ pub(super) async fn insert_frame(pool: &PgPool, frame: &NewFrame) -> StoreResult
         .bind(bytes)
         .bind(i64::from(frame.width))
         .bind(i64::from(frame.height))
+        .bind(frame.image_sha256.map(|d| d.as_bytes().to_vec()))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;

@@ -89,6 +89,7 @@ async fn device_with_frames(store: &SqliteStore, owner: &UserRecord, frames: u64
             height: 1,
             detections,
             shares_image: false,
+            image_sha256: None,
         };
         let outcome = store.insert_frame(&frame).await.unwrap();
         assert_eq!(outcome, InsertOutcome::Inserted);

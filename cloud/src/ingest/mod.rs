@@ -284,3 +284,44 @@ fn stored(frame: NewFrame, device_name: &str) -> StoredFrame {
         detections: frame.detections,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration, Utc};
+
+    use super::*;
+
+    fn at(micros: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(micros).unwrap()
+    }
+
+    #[test]
+    fn a_resend_has_the_same_time_and_image_and_rows_without_a_digest_compare_on_time() {
+        let image = ImageDigest::of(b"the first jpeg");
+        let other = ImageDigest::of(b"another jpeg");
+        let meta = FrameMeta {
+            seq: 7,
+            captured_at: at(1_763_900_000_123_000),
+        };
+        let stored = |image_sha256| FrameIdentity {
+            captured_at: meta.captured_at,
+            image_sha256,
+        };
+        assert!(same_frame(&stored(Some(image)), &meta, &image));
+        assert!(!same_frame(&stored(Some(image)), &meta, &other));
+        // Stored before digests were kept: the time decides.
+        assert!(same_frame(&stored(None), &meta, &other));
+        let later = FrameMeta {
+            captured_at: meta.captured_at + Duration::milliseconds(1),
+            ..meta
+        };
+        assert!(!same_frame(&stored(Some(image)), &later, &image));
+        assert!(!same_frame(&stored(None), &later, &image));
+        // Below the microsecond the store keeps, times are equal.
+        let finer = FrameMeta {
+            captured_at: meta.captured_at + Duration::nanoseconds(400),
+            ..meta
+        };
+        assert!(same_frame(&stored(Some(image)), &finer, &image));
+    }
+}

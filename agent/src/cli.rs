@@ -34,6 +34,7 @@ CONFIGURATION (TOML file, then LASTSEEN_AGENT_<SECTION>__<KEY> variables, then f
   fps                  frames per second taken                       [5]
   path, loop           dir: directory replayed in name order; start over at the end [-, false]
   url, timeout_secs    http: snapshot URL polled; request timeout    [-, 10]
+  max_snapshot_bytes   http: a larger snapshot is a capture error    [16777216]
   device               v4l2: camera device (needs the `camera` build feature) [/dev/video0]
   width, height        v4l2 and synthetic frame size                 [640, 360]
   max_frames           dir and synthetic: stop after this many (0 = no limit) [0]
@@ -66,6 +67,7 @@ CONFIGURATION (TOML file, then LASTSEEN_AGENT_<SECTION>__<KEY> variables, then f
   dir                  on-disk queue and persisted seq               [spool]
   max_frames, max_bytes  bounds; the oldest frame is dropped beyond them [10000, 1073741824]
   seq_block            seqs reserved per fsync of the seq file       [1000]
+  quarantine_after_read_errors  a file failing this many reads moves to quarantine/ [3]
 
 [metrics]
   enabled              serve /metrics (Prometheus text)              [true]

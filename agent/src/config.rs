@@ -123,6 +123,9 @@ pub struct SourceConfig {
     pub url: Option<String>,
     /// `http`: seconds one snapshot request may take.
     pub timeout_secs: u64,
+    /// `http`: the largest snapshot read, in bytes; a larger one is a
+    /// capture error (counted in `snapshots_too_large`), never read whole.
+    pub max_snapshot_bytes: u64,
     /// `v4l2`: the camera device.
     pub device: PathBuf,
     /// `v4l2` and `synthetic`: frame size.
@@ -141,6 +144,7 @@ impl Default for SourceConfig {
             looping: false,
             url: None,
             timeout_secs: 10,
+            max_snapshot_bytes: 16 * 1024 * 1024,
             device: PathBuf::from("/dev/video0"),
             width: 640,
             height: 360,
@@ -243,6 +247,10 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
     /// Sequence numbers reserved per fsync of the seq file.
     pub seq_block: u64,
+    /// A frame file that fails to read this many times (an I/O error, not
+    /// a bad checksum) is moved to `quarantine/` beside `frames/` and
+    /// counted in `spool_quarantined`, so it never blocks the frames behind it.
+    pub quarantine_after_read_errors: u32,
 }
 
 impl Default for SpoolConfig {
@@ -252,6 +260,7 @@ impl Default for SpoolConfig {
             max_frames: 10_000,
             max_bytes: 1024 * 1024 * 1024,
             seq_block: 1000,
+            quarantine_after_read_errors: 3,
         }
     }
 }
@@ -448,6 +457,14 @@ impl Config {
         check(
             self.spool.seq_block >= 1,
             "spool.seq_block must be at least 1",
+        );
+        check(
+            self.spool.quarantine_after_read_errors >= 1,
+            "spool.quarantine_after_read_errors must be at least 1",
+        );
+        check(
+            self.source.max_snapshot_bytes >= 1024,
+            "source.max_snapshot_bytes must be at least 1024",
         );
         if problems.is_empty() {
             Ok(())

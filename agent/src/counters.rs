@@ -54,6 +54,12 @@ counters! {
     spool_dropped,
     /// Spool files found unreadable at startup and removed.
     spool_corrupt,
+    /// Spool files that kept failing to read (I/O errors), moved to `quarantine/`.
+    spool_quarantined,
+    /// Frames refused as `seq_conflict` (another frame has the seq), sent again under a new seq.
+    renumbered,
+    /// Camera snapshots larger than `source.max_snapshot_bytes`, not read.
+    snapshots_too_large,
     /// Frames handed to the transport (resends included).
     sent,
     /// Frames the cloud confirmed as stored.

@@ -198,6 +198,7 @@ async fn insert(url: &str, backend: Backend, frames: u64, per_frame: usize) -> R
             detections: detections.clone(),
             shares_image: false,
             clock_skewed: false,
+            image_sha256: None,
         };
         if store.insert_frame(&frame).await? != InsertOutcome::Inserted {
             bail!("frame {seq} was not inserted");

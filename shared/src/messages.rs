@@ -13,9 +13,16 @@ pub struct Ack {
     /// Stored now or earlier: the device may delete these from its spool.
     #[serde(default)]
     pub acked: Vec<u64>,
-    /// Will never be accepted (corrupt image, bad envelope ...): the device drops them too.
+    /// Will never be accepted (corrupt image, bad envelope ...): the device
+    /// drops them too, except `seq_conflict`: another frame has that seq, so
+    /// the device sends the frame again under a seq above `highest_seq`.
     #[serde(default)]
     pub rejected: Vec<Rejected>,
+    /// The device's highest stored seq, sent with a `seq_conflict` and when
+    /// the device comes online: its next frames must have higher seqs (an
+    /// agent that lost its spool resumes above it). Absent: not told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highest_seq: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,6 +31,8 @@ pub enum SourceError {
     File { path: String, message: String },
     #[error("snapshot request failed: {0}")]
     Http(String),
+    #[error("the snapshot is larger than source.max_snapshot_bytes ({limit} bytes)")]
+    TooLarge { limit: u64 },
     #[error("cannot decode the image: {0}")]
     Decode(#[from] image::ImageError),
     #[error("camera: {0}")]
@@ -111,6 +113,9 @@ pub fn capture(
             }
             Err(error) => {
                 Counters::inc(&counters.capture_errors);
+                if matches!(error, SourceError::TooLarge { .. }) {
+                    Counters::inc(&counters.snapshots_too_large);
+                }
                 failures = failures.saturating_add(1);
                 // Logged at the first failure and then now and then, not at every frame.
                 if failures.is_power_of_two() {

@@ -3,7 +3,8 @@
 //!
 //! Layout under `spool.dir`:
 //! - `frames/<seq, 20 digits>.frame`: one file per frame ([`record`] layout);
-//! - `seq`: the first sequence number not yet reserved (decimal text).
+//! - `seq`: the first sequence number not yet reserved (decimal text);
+//! - `quarantine/`: frame files that kept failing to read, set aside.
 //!
 //! Invariants and fsync policy:
 //! - **A frame is spooled only once it is durable**: the record is written to
@@ -18,15 +19,27 @@
 //!   is used. After a crash the agent starts at the persisted end (skipping
 //!   the unused rest of the block) or after the highest spooled frame,
 //!   whichever is larger. Gaps are allowed, repeats are not.
+//! - **The cloud's seqs count too.** A spool that was emptied or restored
+//!   (a reflash, a new SD card, a backup) would number new frames under seqs
+//!   the cloud already stored. The transports ask the cloud for the device's
+//!   highest stored seq and [`Spool::raise_next_seq`] above it (durably,
+//!   like a block); a spooled frame the cloud refuses as `seq_conflict` is
+//!   [`Spool::renumber`]ed above it and sent again (counted in `renumbered`).
 //! - **Bounded**: at most `max_frames` files and `max_bytes` bytes; a new
 //!   frame that does not fit pushes out the oldest ones, counted in
-//!   `spool_dropped`.
+//!   `spool_dropped`. The new frame is written (and fsynced) *before*
+//!   anything is pushed out, so a write that fails (disk full) costs no
+//!   older frame, and its temp file is deleted at once.
+//! - **Never stuck on one file**: a frame file that fails to read
+//!   `quarantine_after_read_errors` times in a row (an I/O error; a bad
+//!   checksum is removed at once) is moved to `quarantine/`, counted in
+//!   `spool_quarantined`, and the frames behind it go out.
 //! - Frames go out oldest first (lowest seq).
 
 pub mod record;
 mod shared;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,6 +94,10 @@ pub struct Spool {
     next_seq: u64,
     /// Every seq below this is reserved on disk.
     reserved_until: u64,
+    quarantine_dir: PathBuf,
+    quarantine_after: u32,
+    /// seq -> failed reads in a row.
+    read_failures: HashMap<u64, u32>,
     counters: Arc<Counters>,
     gauge: Arc<SpoolGauge>,
 }
@@ -134,6 +151,9 @@ impl Spool {
             total_bytes,
             next_seq,
             reserved_until: next_seq,
+            quarantine_dir: config.dir.join("quarantine"),
+            quarantine_after: config.quarantine_after_read_errors.max(1),
+            read_failures: HashMap::new(),
             counters,
             gauge: Arc::new(SpoolGauge::default()),
         };
@@ -155,9 +175,29 @@ impl Spool {
             measurements: frame.measurements.clone(),
             jpeg: frame.jpeg.clone(),
         });
+        self.store(seq, &bytes)?;
+        Counters::inc(&self.counters.spooled);
+        Ok(seq)
+    }
+
+    /// Writes a record under `seq`: to a temp file, fsynced, then room is
+    /// made (oldest frames out), then renamed into place. Nothing is pushed
+    /// out for a write that failed, and its temp file is removed.
+    fn store(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SpoolError> {
         let size = bytes.len() as u64;
         if size > self.max_bytes {
             return Err(SpoolError::TooLarge { bytes: size });
+        }
+        let tmp = self.frames_dir.join(format!(".{seq}.tmp"));
+        let written = File::create(&tmp)
+            .and_then(|mut file| {
+                file.write_all(bytes)?;
+                file.sync_all()
+            })
+            .map_err(io(&tmp));
+        if let Err(error) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(error);
         }
         while self.entries.len() >= self.max_frames || self.total_bytes + size > self.max_bytes {
             let Some((&oldest, _)) = self.entries.first_key_value() else {
@@ -168,19 +208,71 @@ impl Spool {
                 tracing::warn!(seq = oldest, "spool full: dropped the oldest frame");
             }
         }
-        let tmp = self.frames_dir.join(format!(".{seq}.tmp"));
         let path = self.path_of(seq);
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(&bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(io(&path))?;
+        if let Err(error) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io(&path)(error));
+        }
         sync_dir(&self.frames_dir)?;
         self.entries.insert(seq, size);
         self.total_bytes += size;
-        Counters::inc(&self.counters.spooled);
         self.update_gauge();
-        Ok(seq)
+        Ok(())
+    }
+
+    /// Numbers the next frames from `floor` on, if that is above the next
+    /// seq (the cloud stored seqs up to `floor - 1`, e.g. before a reflash).
+    /// Durable before it returns, like a block reservation. True if raised.
+    pub fn raise_next_seq(&mut self, floor: u64) -> Result<bool, SpoolError> {
+        if floor <= self.next_seq {
+            return Ok(false);
+        }
+        self.write_seq_file(floor)?;
+        tracing::info!(
+            from = self.next_seq,
+            to = floor,
+            "next seq raised above the cloud's highest stored seq"
+        );
+        self.next_seq = floor;
+        self.reserved_until = floor;
+        Ok(true)
+    }
+
+    /// Moves a spooled frame to a fresh seq (above any floor raised before),
+    /// for a frame the cloud refused because another frame has its seq.
+    /// The new file is durable before the old one goes; a crash in between
+    /// leaves both, and the old one is renumbered again (the frame may then
+    /// be stored twice, never lost). `None` if the frame is gone or damaged.
+    pub fn renumber(&mut self, seq: u64) -> Result<Option<u64>, SpoolError> {
+        let Some(mut frame) = self.read(seq)? else {
+            return Ok(None);
+        };
+        let new_seq = self.allocate_seq()?;
+        frame.seq = new_seq;
+        // The old copy makes no room for its own replacement.
+        let old_size = self.entries.remove(&seq).unwrap_or(0);
+        self.total_bytes -= old_size;
+        if let Err(error) = self.store(new_seq, &record::encode(&frame)) {
+            self.entries.insert(seq, old_size);
+            self.total_bytes += old_size;
+            return Err(error);
+        }
+        let old = self.path_of(seq);
+        match fs::remove_file(&old) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Out of the queue already; the next start renumbers it again.
+            Err(error) => {
+                tracing::warn!(seq, %error, "cannot remove a renumbered frame's old file")
+            }
+        }
+        Counters::inc(&self.counters.renumbered);
+        tracing::info!(
+            seq,
+            new_seq,
+            "frame renumbered above the cloud's highest seq"
+        );
+        Ok(Some(new_seq))
     }
 
     /// Reads a spooled frame; `None` if it is gone (acked, or pushed out).
@@ -196,8 +288,18 @@ impl Spool {
                 self.forget(seq);
                 return Ok(None);
             }
-            Err(e) => return Err(io(&path)(e)),
+            Err(e) => {
+                let failures = self.read_failures.entry(seq).or_insert(0);
+                *failures += 1;
+                if *failures < self.quarantine_after {
+                    return Err(io(&path)(e));
+                }
+                tracing::error!(seq, error = %e, failures = *failures, "spool file keeps failing to read: quarantined");
+                self.quarantine(seq, &path);
+                return Ok(None);
+            }
         };
+        self.read_failures.remove(&seq);
         match record::decode(&bytes) {
             Ok(frame) if frame.seq == seq => Ok(Some(frame)),
             outcome => {
@@ -257,21 +359,42 @@ impl Spool {
     fn allocate_seq(&mut self) -> Result<u64, SpoolError> {
         if self.next_seq >= self.reserved_until {
             let until = self.next_seq.saturating_add(self.seq_block);
-            let tmp = self.seq_path.with_extension("tmp");
-            let mut file = File::create(&tmp).map_err(io(&tmp))?;
-            file.write_all(format!("{until}\n").as_bytes())
-                .map_err(io(&tmp))?;
-            file.sync_all().map_err(io(&tmp))?;
-            drop(file);
-            fs::rename(&tmp, &self.seq_path).map_err(io(&self.seq_path))?;
-            if let Some(dir) = self.seq_path.parent() {
-                sync_dir(dir)?;
-            }
+            self.write_seq_file(until)?;
             self.reserved_until = until;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    /// Persists `until` as the first seq not reserved (temp, fsync, rename,
+    /// directory fsync).
+    fn write_seq_file(&self, until: u64) -> Result<(), SpoolError> {
+        let tmp = self.seq_path.with_extension("tmp");
+        let mut file = File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(format!("{until}\n").as_bytes())
+            .map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        drop(file);
+        fs::rename(&tmp, &self.seq_path).map_err(io(&self.seq_path))?;
+        if let Some(dir) = self.seq_path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Sets an unreadable frame file aside in `quarantine/` (for someone to
+    /// look at) and out of the queue. If even the move fails, the file stays
+    /// where it is but is skipped until the next start.
+    fn quarantine(&mut self, seq: u64, path: &Path) {
+        let moved = fs::create_dir_all(&self.quarantine_dir)
+            .and_then(|()| fs::rename(path, self.quarantine_dir.join(format!("{seq:020}.frame"))));
+        if let Err(error) = moved {
+            tracing::error!(seq, %error, "cannot move a spool file to quarantine: skipped until restart");
+        }
+        Counters::inc(&self.counters.spool_quarantined);
+        self.read_failures.remove(&seq);
+        self.forget(seq);
     }
 
     fn forget(&mut self, seq: u64) {

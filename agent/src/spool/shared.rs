@@ -64,6 +64,22 @@ impl SharedSpool {
             .map_err(|_| SpoolError::Stopped)?
     }
 
+    /// Numbers the next frames from `floor` on if that is higher (durably).
+    pub async fn raise_next_seq(self: &Arc<Self>, floor: u64) -> Result<bool, SpoolError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.lock().raise_next_seq(floor))
+            .await
+            .map_err(|_| SpoolError::Stopped)?
+    }
+
+    /// Moves a spooled frame to a fresh seq; see [`Spool::renumber`].
+    pub async fn renumber(self: &Arc<Self>, seq: u64) -> Result<Option<u64>, SpoolError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.lock().renumber(seq))
+            .await
+            .map_err(|_| SpoolError::Stopped)?
+    }
+
     /// Removes confirmed frames; returns those of `seqs` that were still there.
     pub async fn remove(self: &Arc<Self>, seqs: Vec<u64>) -> Result<Vec<u64>, SpoolError> {
         let this = self.clone();

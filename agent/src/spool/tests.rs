@@ -11,6 +11,7 @@ fn config(dir: &Path) -> SpoolConfig {
         max_frames: 100,
         max_bytes: 10 * 1024 * 1024,
         seq_block: 4,
+        quarantine_after_read_errors: 3,
     }
 }
 
@@ -181,4 +182,158 @@ proptest! {
             prop_assert_eq!(spool.read(seq).unwrap().unwrap().jpeg, outgoing(tag).jpeg);
         }
     }
+}
+
+#[test]
+fn a_failed_write_pushes_nothing_out_and_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig {
+        max_frames: 2,
+        ..config(dir.path())
+    };
+    let counters = Arc::new(Counters::default());
+    let mut spool = Spool::open(&config, counters.clone()).unwrap();
+    let kept: Vec<u64> = (0..2).map(|t| spool.push(&outgoing(t)).unwrap()).collect();
+    // The next write hits a full disk: its temp file is /dev/full (ENOSPC on
+    // write, for root too).
+    let tmp = dir
+        .path()
+        .join("frames")
+        .join(format!(".{}.tmp", spool.next_seq()));
+    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+
+    let error = spool.push(&outgoing(9)).unwrap_err();
+    assert!(matches!(error, SpoolError::Io { .. }), "{error}");
+    assert_eq!(spool.seqs_after(None, 10), kept, "nothing pushed out");
+    for (seq, tag) in kept.iter().zip(0..) {
+        assert_eq!(spool.read(*seq).unwrap().unwrap().jpeg, outgoing(tag).jpeg);
+    }
+    assert_eq!(counters.snapshot()["spool_dropped"], 0);
+    assert!(
+        std::fs::symlink_metadata(&tmp).is_err(),
+        "the failed write's temp file is gone"
+    );
+
+    // The disk has room again: the next frame pushes out the oldest.
+    let next = spool.push(&outgoing(10)).unwrap();
+    assert_eq!(spool.seqs_after(None, 10), [kept[1], next]);
+    assert_eq!(counters.snapshot()["spool_dropped"], 1);
+}
+
+#[test]
+fn a_record_that_keeps_failing_to_read_is_quarantined_and_the_queue_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig {
+        quarantine_after_read_errors: 3,
+        ..config(dir.path())
+    };
+    let counters = Arc::new(Counters::default());
+    let mut spool = Spool::open(&config, counters.clone()).unwrap();
+    let stuck = spool.push(&outgoing(1)).unwrap();
+    let next = spool.push(&outgoing(2)).unwrap();
+    // An EIO stand-in that also fails for root (where `chmod 000` does not
+    // stop reads): a directory where the frame file was.
+    let path = dir.path().join("frames").join(format!("{stuck:020}.frame"));
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+
+    for _ in 0..2 {
+        assert!(matches!(spool.read(stuck), Err(SpoolError::Io { .. })));
+        assert_eq!(spool.seqs_after(None, 10), [stuck, next]);
+    }
+    // The third failure sets it aside, counted; the head is the next frame.
+    assert_eq!(spool.read(stuck).unwrap(), None);
+    assert_eq!(counters.snapshot()["spool_quarantined"], 1);
+    assert_eq!(spool.seqs_after(None, 10), [next]);
+    assert!(!path.exists());
+    assert!(
+        dir.path()
+            .join("quarantine")
+            .join(format!("{stuck:020}.frame"))
+            .exists(),
+        "moved aside, not deleted"
+    );
+    assert_eq!(spool.read(next).unwrap().unwrap().jpeg, outgoing(2).jpeg);
+    // And it stays out after a restart.
+    drop(spool);
+    assert_eq!(open(&config).seqs_after(None, 10), [next]);
+}
+
+#[test]
+fn a_read_that_recovers_starts_its_count_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig {
+        quarantine_after_read_errors: 2,
+        ..config(dir.path())
+    };
+    let counters = Arc::new(Counters::default());
+    let mut spool = Spool::open(&config, counters.clone()).unwrap();
+    let seq = spool.push(&outgoing(1)).unwrap();
+    let path = dir.path().join("frames").join(format!("{seq:020}.frame"));
+    let bytes = std::fs::read(&path).unwrap();
+    for _ in 0..3 {
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(spool.read(seq).is_err());
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(spool.read(seq).unwrap().is_some());
+    }
+    assert_eq!(counters.snapshot()["spool_quarantined"], 0);
+}
+
+#[test]
+fn the_next_seq_is_raised_above_a_floor_durably_and_never_lowered() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut spool = open(&config);
+    assert_eq!(spool.push(&outgoing(0)).unwrap(), 0);
+    assert!(spool.raise_next_seq(500).unwrap());
+    assert_eq!(spool.push(&outgoing(1)).unwrap(), 500);
+    assert!(!spool.raise_next_seq(100).unwrap());
+    assert!(!spool.raise_next_seq(501).unwrap());
+    assert_eq!(spool.push(&outgoing(2)).unwrap(), 501);
+    // Raised with nothing pushed after it, then a crash: still raised.
+    assert!(spool.raise_next_seq(10_000).unwrap());
+    drop(spool);
+    let mut spool = open(&config);
+    assert!(spool.next_seq() >= 10_000, "{}", spool.next_seq());
+    assert!(spool.push(&outgoing(3)).unwrap() >= 10_000);
+    assert_eq!(spool.seqs_after(None, 2), [0, 500]);
+}
+
+#[test]
+fn a_renumbered_frame_keeps_its_content_under_a_new_seq_above_the_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig {
+        max_frames: 2,
+        ..config(dir.path())
+    };
+    let counters = Arc::new(Counters::default());
+    let mut spool = Spool::open(&config, counters.clone()).unwrap();
+    let a = spool.push(&outgoing(1)).unwrap();
+    let b = spool.push(&outgoing(2)).unwrap();
+    spool.raise_next_seq(100).unwrap();
+
+    let moved = spool.renumber(a).unwrap().unwrap();
+    assert_eq!(moved, 100);
+    // A full spool: the move pushed nothing out.
+    assert_eq!(spool.seqs_after(None, 10), [b, moved]);
+    assert_eq!(counters.snapshot()["spool_dropped"], 0);
+    assert_eq!(counters.snapshot()["renumbered"], 1);
+    let frame = spool.read(moved).unwrap().unwrap();
+    assert_eq!(frame.seq, moved);
+    assert_eq!(frame.jpeg, outgoing(1).jpeg);
+    assert_eq!(frame.captured_at, outgoing(1).captured_at);
+    assert!(
+        !dir.path()
+            .join("frames")
+            .join(format!("{a:020}.frame"))
+            .exists()
+    );
+    assert_eq!(spool.renumber(a).unwrap(), None);
+    drop(spool);
+    let mut spool = open(&config);
+    assert_eq!(spool.seqs_after(None, 10), [b, moved]);
+    assert!(spool.push(&outgoing(3)).unwrap() > moved);
 }

@@ -6,7 +6,10 @@
 //! *now* (it may be rotated in its file): keep the frame, reload, back off;
 //! 408/429/503 = later (`Retry-After`); 507 = the account's storage quota is
 //! full: keep the frame, back off, count it (`quota_refusals`, in the status
-//! too); 400/409/413/415/422 *with the cloud's
+//! too); 409 `seq_conflict` = the cloud stored another frame under this seq:
+//! ask `GET /api/v1/device/seq`, renumber the frame above it and send it
+//! again (also asked once at start, so an emptied spool resumes above the
+//! cloud's seqs); 400/409/413/415/422 *with the cloud's
 //! JSON error body* = refused for good (deleted and counted); anything else
 //! (5xx, no answer, or a 4xx that did not come from lastseen: a proxy's 413,
 //! a firewall's 403, a 404 from a typo in `http_url`) = keep the frame, back
@@ -20,7 +23,7 @@ use rand::SeedableRng;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::Context;
+use super::{Context, SEQ_CONFLICT};
 use crate::Shutdown;
 use crate::config::CloudConfig;
 use crate::counters::Counters;
@@ -59,6 +62,8 @@ pub fn client(cloud: &CloudConfig) -> Result<reqwest::Client, HttpsError> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     Stored,
+    /// Another frame has this seq in the cloud: renumber and send again.
+    SeqConflict,
     Refused {
         status: u16,
         code: String,
@@ -84,6 +89,7 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, code: Option<Stri
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs),
         ),
+        (409, Some(code)) if code == SEQ_CONFLICT => Reply::SeqConflict,
         (status @ (400 | 409 | 413 | 415 | 422), Some(code)) => Reply::Refused { status, code },
         (status @ 400..=499, Some(code)) => Reply::Failed(format!(
             "HTTP {status} `{code}`: the cloud refuses this device's requests, not the frame (check http_url)"
@@ -118,11 +124,17 @@ impl Https {
         Ok(Self { ctx, client, base })
     }
 
-    /// Sends spooled frames until shutdown.
+    /// Sends spooled frames until shutdown, after learning where the
+    /// device's seqs stand in the cloud.
     pub async fn send_frames(&self, mut shutdown: Shutdown) {
         let ctx = &self.ctx;
         let mut backoff = ctx.backoff();
         let mut rng = rand::rngs::StdRng::from_os_rng();
+        // Not fatal: a cloud that cannot answer now answers the first
+        // seq_conflict later.
+        if let Err(error) = self.learn_highest_seq().await {
+            tracing::warn!(%error, "cannot ask the cloud for the device's highest seq");
+        }
         while !shutdown.is_set() {
             let Some(&seq) = ctx.spool.seqs_after(None, 1).first() else {
                 tokio::select! {
@@ -164,6 +176,24 @@ impl Https {
                     backoff.reset();
                     continue;
                 }
+                Reply::SeqConflict => match self.learn_highest_seq().await {
+                    Ok(()) => {
+                        if let Some(new_seq) = ctx.renumber(seq).await {
+                            tracing::warn!(
+                                seq,
+                                new_seq,
+                                "the cloud has another frame under this seq: sent again under a new one"
+                            );
+                        }
+                        backoff.reset();
+                        continue;
+                    }
+                    Err(error) => {
+                        Counters::inc(&ctx.counters.transport_errors);
+                        tracing::warn!(seq, %error, "seq conflict, and the cloud's highest seq is unknown: the frame waits");
+                        backoff.next_delay(&mut rng)
+                    }
+                },
                 Reply::Later(after) => {
                     tracing::debug!(seq, ?after, "the cloud is busy");
                     after.unwrap_or_else(|| backoff.next_delay(&mut rng))
@@ -237,6 +267,30 @@ impl Https {
             None
         };
         classify(status, retry_after.as_deref(), code)
+    }
+
+    /// Asks the cloud for the device's highest stored seq and numbers the
+    /// next frames above it.
+    async fn learn_highest_seq(&self) -> Result<(), String> {
+        #[derive(Deserialize)]
+        struct SeqState {
+            highest_seq: Option<u64>,
+        }
+        let state: SeqState = self
+            .client
+            .get(format!("{}/device/seq", self.base))
+            .bearer_auth(self.ctx.token.get().expose())
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| e.without_url().to_string())?
+            .json()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if let Some(highest_seq) = state.highest_seq {
+            self.ctx.continue_above(highest_seq).await;
+        }
+        Ok(())
     }
 
     /// Fetches gate settings every `settings_poll_secs` (first at start).
@@ -348,6 +402,11 @@ mod tests {
         assert_eq!(
             classify(StatusCode::INSUFFICIENT_STORAGE, None, None),
             Reply::OverQuota
+        );
+        // Not a refusal of the frame: it goes again under another seq.
+        assert_eq!(
+            classify(StatusCode::CONFLICT, None, Some("seq_conflict".into())),
+            Reply::SeqConflict
         );
     }
 

@@ -100,7 +100,12 @@ impl Published {
             .filter(|rejected| known(rejected.seq))
             .collect();
         let ignored = total - acked.len() - rejected.len();
-        (Ack { acked, rejected }, ignored)
+        let ack = Ack {
+            acked,
+            rejected,
+            highest_seq: ack.highest_seq,
+        };
+        (ack, ignored)
     }
 
     /// Forgets frames no longer in the spool (pushed out of a full one).
@@ -146,6 +151,7 @@ mod tests {
         let forged = Ack {
             acked: (0..100).collect(),
             rejected: vec![rejected(200)],
+            highest_seq: None,
         };
         let (kept, ignored) = published.settle(forged);
         assert_eq!(kept.acked, [3, 4, 5]);
@@ -158,6 +164,7 @@ mod tests {
         let (kept, ignored) = published.settle(Ack {
             acked: vec![3, 4, 5],
             rejected: vec![rejected(6)],
+            highest_seq: None,
         });
         assert!(kept.acked.is_empty());
         assert_eq!(kept.rejected, [rejected(6)]);
@@ -176,6 +183,7 @@ mod tests {
         let (kept, ignored) = published.settle(Ack {
             acked: vec![2, 8],
             rejected: Vec::new(),
+            highest_seq: None,
         });
         assert_eq!((kept.acked, ignored), (vec![8], 1));
     }

@@ -5,6 +5,14 @@
 //! Both transports take frames from the spool oldest first and delete a frame
 //! only when the cloud confirmed it (HTTP 2xx, or its seq in an MQTT ack), or
 //! refused it for good. Failures wait with [`backoff::Backoff`].
+//!
+//! Seqs are the device's, but the cloud remembers them: an agent whose spool
+//! was emptied or restored learns the device's highest stored seq (HTTPS:
+//! `GET /api/v1/device/seq` at start; MQTT: a signed ack with `highest_seq`
+//! when it comes online) and numbers its next frames above it. A frame the
+//! cloud still refuses as [`SEQ_CONFLICT`] (another frame has its seq) is
+//! never dropped: it is renumbered above the cloud's highest seq and sent
+//! again ([`Context::renumber`]).
 
 pub mod backoff;
 pub mod https;
@@ -22,6 +30,9 @@ use crate::config::{CloudConfig, ConfigError, Secret, read_token};
 use crate::counters::Counters;
 use crate::delivery::DeliveryReports;
 use crate::spool::SharedSpool;
+
+/// The cloud's code for a frame sent under a seq it stored for another frame.
+pub const SEQ_CONFLICT: &str = "seq_conflict";
 
 /// What every transport needs.
 #[derive(Clone)]
@@ -62,6 +73,39 @@ impl Context {
         });
         if changed {
             tracing::info!(from, "applied gate settings from the cloud");
+        }
+    }
+
+    /// The cloud stored seqs up to `highest_seq`: the next frames are
+    /// numbered above it. A value the cloud could never store a successor
+    /// of (`i64::MAX` and up) is ignored.
+    pub async fn continue_above(&self, highest_seq: u64) {
+        let Some(floor) = highest_seq
+            .checked_add(1)
+            .filter(|floor| *floor <= i64::MAX as u64)
+        else {
+            tracing::warn!(
+                highest_seq,
+                "ignoring an impossible highest seq from the cloud"
+            );
+            return;
+        };
+        if let Err(error) = self.spool.raise_next_seq(floor).await {
+            tracing::error!(%error, floor, "cannot raise the next seq");
+        }
+    }
+
+    /// A spooled frame the cloud refused as [`SEQ_CONFLICT`]: it moves to a
+    /// fresh seq (above the floor raised before) and goes out again. The new
+    /// seq, or `None` if the frame is gone or could not be moved (it is then
+    /// kept under its old seq and tried again).
+    pub async fn renumber(&self, seq: u64) -> Option<u64> {
+        match self.spool.renumber(seq).await {
+            Ok(new_seq) => new_seq,
+            Err(error) => {
+                tracing::error!(%error, seq, "cannot renumber a frame: kept under its seq");
+                None
+            }
         }
     }
 

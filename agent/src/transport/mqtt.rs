@@ -12,6 +12,11 @@
 //! an answer after `ack_timeout_secs`, or out when the connection dropped,
 //! is published again: the cloud stores a seq once and acks it again.
 //!
+//! An ack may carry the device's `highest_seq` in the cloud (sent when the
+//! device comes online, and with every `seq_conflict`): the next frames are
+//! numbered above it. A frame rejected as `seq_conflict` stays in the spool
+//! under a new seq above it and is published again (counted in `renumbered`).
+//!
 //! With a token that carries the device's MAC key (claim `mk`), frames go
 //! out as envelope v2 (signed, no token inside) and only acks and settings
 //! signed with that key count; anything else on those topics is logged,
@@ -38,8 +43,8 @@ use rumqttc::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Context;
 pub use super::ledger::{InFlight, Published};
+use super::{Context, SEQ_CONFLICT};
 use crate::Shutdown;
 use crate::config::Secret;
 use crate::counters::Counters;
@@ -383,11 +388,32 @@ impl Mqtt {
                 return true;
             }
         };
-        let (ack, ignored) = published.settle(ack);
+        // Raises the floor only, so a replayed ack is harmless.
+        if let Some(highest_seq) = ack.highest_seq {
+            self.ctx.continue_above(highest_seq).await;
+        }
+        let (mut ack, ignored) = published.settle(ack);
         if ignored > 0 {
             // Resends answered twice, or a replayed or made-up ack.
             tracing::debug!(ignored, "ack names frames not published in this run");
             Counters::add(&self.ctx.counters.acks_ignored, ignored as u64);
+        }
+        // Not refused for good: another frame has the seq in the cloud.
+        let (conflicts, refusals): (Vec<_>, Vec<_>) = ack
+            .rejected
+            .into_iter()
+            .partition(|rejected| rejected.code == SEQ_CONFLICT);
+        ack.rejected = refusals;
+        for conflict in conflicts {
+            in_flight.settle(conflict.seq);
+            unconfirmed.0.remove(&conflict.seq);
+            if let Some(new_seq) = self.ctx.renumber(conflict.seq).await {
+                tracing::warn!(
+                    seq = conflict.seq,
+                    new_seq,
+                    "the cloud has another frame under this seq: sent again under a new one"
+                );
+            }
         }
         for rejected in &ack.rejected {
             tracing::warn!(

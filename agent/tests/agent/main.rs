@@ -8,3 +8,4 @@ mod helpers;
 mod https;
 mod mqtt;
 mod restart;
+mod resume;

@@ -139,6 +139,7 @@ async fn frames_arrive_over_mqtt_and_leave_the_spool_only_when_acked() {
                 let ack = Ack {
                     acked: vec![seq],
                     rejected: Vec::new(),
+                    highest_seq: None,
                 };
                 let ack = signed::seal(
                     &key,
@@ -291,6 +292,7 @@ async fn forged_acks_and_settings_change_nothing_and_only_the_real_ack_empties_t
     let every_seq = Ack {
         acked: (0..1000).collect(),
         rejected: Vec::new(),
+        highest_seq: None,
     };
     let body = serde_json::to_vec(&every_seq).unwrap();
     let blind = GateSettings {
@@ -344,6 +346,7 @@ async fn forged_acks_and_settings_change_nothing_and_only_the_real_ack_empties_t
     let never_sent = Ack {
         acked: vec![frames + 100, frames + 101],
         rejected: Vec::new(),
+        highest_seq: None,
     };
     attacker
         .publish(

@@ -13,6 +13,7 @@ use chrono::{Duration, Utc};
 use lastseen_shared::DeviceId;
 
 use super::{BlobError, BlobKey, BlobStore, FRAMES_PREFIX};
+use crate::store::ImageDigest;
 
 /// One `#[tokio::test]` per body below; see the module docs.
 macro_rules! blob_conformance_tests {
@@ -44,7 +45,7 @@ macro_rules! blob_conformance_tests {
 pub(crate) use blob_conformance_tests;
 
 fn fresh_key() -> BlobKey {
-    BlobKey::for_frame(DeviceId::new(), 7)
+    BlobKey::for_frame(DeviceId::new(), 7, &ImageDigest::of(b"jpeg"))
 }
 
 pub(crate) async fn put_then_get_returns_the_same_bytes(store: &dyn BlobStore) {
@@ -166,7 +167,7 @@ pub(crate) async fn concurrent_puts_of_one_key_leave_one_whole_blob(store: &dyn 
 fn fresh_folder(count: u64) -> (String, Vec<BlobKey>) {
     let device = DeviceId::new();
     let keys = (0..count)
-        .map(|seq| BlobKey::for_frame(device, seq))
+        .map(|seq| BlobKey::for_frame(device, seq, &ImageDigest::of(b"jpeg")))
         .collect();
     (format!("{FRAMES_PREFIX}{device}/"), keys)
 }

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lastseen_shared::DeviceId;
 
+use crate::store::ImageDigest;
+
 pub use dir::DirBlobStore;
 pub use s3::{S3BlobStore, S3Settings};
 
@@ -30,9 +32,17 @@ pub const FRAMES_PREFIX: &str = "frames/";
 
 impl BlobKey {
     /// A resent frame maps to the same key, so a retried write overwrites
-    /// rather than leaving a second copy behind.
-    pub fn for_frame(device: DeviceId, seq: u64) -> Self {
-        Self(format!("frames/{device}/{seq:020}.jpg"))
+    /// rather than leaving a second copy behind; another image under the
+    /// same seq (a conflict racing the first frame) gets another key, so it
+    /// never overwrites a stored frame's image. The key holds the first 8
+    /// bytes of the image's SHA-256, in hex. (Keys stored before 0006 have
+    /// no digest part; they are read back as stored.)
+    pub fn for_frame(device: DeviceId, seq: u64, image: &ImageDigest) -> Self {
+        let tag: String = image.as_bytes()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self(format!("frames/{device}/{seq:020}-{tag}.jpg"))
     }
 
     /// Re-reads a key that this module produced and the store kept.

@@ -449,7 +449,7 @@ pub(crate) mod tests {
     async fn blobs_land_on_the_server_under_their_key() {
         let server = server();
         let (store, ()) = fresh().await;
-        let key = BlobKey::for_frame(DeviceId::new(), 42);
+        let key = BlobKey::for_frame(DeviceId::new(), 42, &crate::store::ImageDigest::of(b"jpeg"));
         let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
         store.put(&key, Bytes::from(data.clone())).await.unwrap();
 
@@ -486,7 +486,7 @@ pub(crate) mod tests {
         let first = S3BlobStore::open(settings(&server, &bucket, true))
             .await
             .unwrap();
-        let key = BlobKey::for_frame(DeviceId::new(), 1);
+        let key = BlobKey::for_frame(DeviceId::new(), 1, &crate::store::ImageDigest::of(b"jpeg"));
         first.put(&key, Bytes::from_static(b"jpeg")).await.unwrap();
         // Opening an existing bucket needs no create permission.
         let second = S3BlobStore::open(settings(&server, &bucket, false))

@@ -311,6 +311,10 @@ impl From<IngestError> for ApiError {
                     "storage is unavailable; retry later",
                 )
             }
+            // Not a resend: the device must continue above its highest seq.
+            IngestError::SeqConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "seq_conflict", error.to_string())
+            }
             IngestError::Detect(_) => ApiError::internal(&error),
         }
     }

@@ -29,6 +29,7 @@ pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(ingest).layer(DefaultBodyLimit::max(limits.max_frame_bytes)))
         .routes(routes!(frame))
         .routes(routes!(image))
+        .routes(routes!(highest_seq))
 }
 
 /// A whole JPEG image, as the raw body (not JSON).
@@ -53,6 +54,14 @@ struct FrameAccepted {
     /// the frame waited that long in its spool). Retention goes by
     /// `received_at`, so such a frame is kept as long as any other.
     clock_skewed: bool,
+}
+
+/// Where the calling device's seqs stand in the cloud.
+#[derive(Serialize, ToSchema)]
+struct SeqState {
+    /// The highest seq stored for the device; `null` before its first frame.
+    /// The device's next frames must have higher seqs.
+    highest_seq: Option<u64>,
 }
 
 /// One stored frame with its detections.
@@ -84,8 +93,11 @@ struct FrameView {
 /// Sends one camera frame (device token).
 ///
 /// The body is the whole JPEG. A 2xx means the frame is persisted, so the
-/// device may delete its copy. A frame sent again with the same `X-Frame-Seq`
-/// gets 200 with the stored result and is never detected or stored twice.
+/// device may delete its copy. The same frame (same `X-Captured-At`, same
+/// image) sent again with the same `X-Frame-Seq` gets 200 with the stored
+/// result and is never detected or stored twice. Another frame under a
+/// stored `X-Frame-Seq` gets 409 `seq_conflict` and is not stored: the
+/// device sends it again under a seq above `GET /device/seq`.
 #[utoipa::path(
     post,
     path = "/frames",
@@ -103,6 +115,7 @@ struct FrameView {
         (status = 400, description = "`invalid_frame_metadata` (bad `X-Frame-Seq` or `X-Captured-At`) or `bad_request` (a header missing or not ASCII).", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, invalid, expired or rotated device token, or a revoked device.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 409, description = "`seq_conflict`: the device stored another frame (another `X-Captured-At` or image) under this `X-Frame-Seq`; nothing is stored. Keep the frame and send it again under a seq above `GET /device/seq`.", body = ErrorBody),
         (status = 413, description = "`payload_too_large` (body over the limit) or `image_too_large` (too many pixels).", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `Content-Type: image/jpeg`, or the body is not a JPEG.", body = ErrorBody),
         (status = 422, description = "`unprocessable_image`: a truncated or corrupt JPEG.", body = ErrorBody),
@@ -180,6 +193,32 @@ async fn accept(
             clock_skewed: stored.frame.clock_skewed,
         }),
     ))
+}
+
+/// The calling device's highest stored seq (device token).
+///
+/// An agent asks at start and after a `seq_conflict`, and numbers its next
+/// frames above it: a reflashed device, a restored backup or an emptied
+/// spool then never sends new frames under seqs the cloud already stored.
+#[utoipa::path(
+    get,
+    path = "/device/seq",
+    tag = "frames",
+    operation_id = "get_own_seq",
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "The device's highest stored seq.", body = SeqState),
+        (status = 401, description = "`unauthorized`: missing, invalid, expired or rotated device token, or a revoked device.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 503, description = "`storage_unavailable`: ask again later.", body = ErrorBody),
+    )
+)]
+async fn highest_seq(
+    State(state): State<AppState>,
+    CurrentDevice(device): CurrentDevice,
+) -> Result<Json<SeqState>, ApiError> {
+    let highest_seq = state.ingest.highest_seq(device.id).await?;
+    Ok(Json(SeqState { highest_seq }))
 }
 
 fn require_jpeg_content_type(headers: &HeaderMap) -> Result<(), ApiError> {

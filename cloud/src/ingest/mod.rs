@@ -4,7 +4,11 @@
 //! `admission`) -> queue for detection (bounded) -> blob put -> SQL rows in
 //! one transaction -> answer. The blob is written
 //! before the rows that point to it; a resent frame is answered from the
-//! store and never detected or stored twice. A frame showing the same scene
+//! store and never detected or stored twice. A resend is the same frame: the
+//! same `captured_at` and the same image (SHA-256; frames stored before
+//! digests were kept compare on `captured_at` alone). Another frame under a
+//! stored seq (a reflashed device, a restored backup) is refused as
+//! [`IngestError::SeqConflict`] and nothing is stored. A frame showing the same scene
 //! as the device's previous image points at that image instead of storing
 //! its own (`unchanged`).
 
@@ -27,7 +31,8 @@ pub use unchanged::UnchangedImages;
 use crate::blob::{BlobError, BlobKey, BlobStore};
 use crate::detect::{DetectError, DetectorPool, ImageError, sniff_jpeg};
 use crate::store::{
-    DeviceRecord, FrameRecord, InsertOutcome, NewFrame, Store, StoreError, StoredFrame,
+    DeviceRecord, FrameIdentity, FrameRecord, ImageDigest, InsertOutcome, NewFrame, Store,
+    StoreError, StoredFrame,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +51,14 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// The device already stored another frame (another `captured_at` or
+    /// image) under this seq.
+    #[error("seq {seq} is already stored for another frame of this device; continue above its highest stored seq ({})", highest_seq.map_or_else(|| "none".to_owned(), |s| s.to_string()))]
+    SeqConflict {
+        seq: u64,
+        /// The device's highest stored seq when the conflict was found.
+        highest_seq: Option<u64>,
+    },
 }
 
 impl From<quota::QuotaError> for IngestError {
@@ -139,7 +152,8 @@ impl Ingest {
         jpeg: Bytes,
     ) -> Result<IngestOutcome, IngestError> {
         sniff_jpeg(&jpeg)?;
-        if let Some(existing) = self.store.frame_by_seq(device.id, meta.seq).await? {
+        let digest = ImageDigest::of(&jpeg);
+        if let Some(existing) = self.stored_as(device, &meta, &digest).await? {
             return Ok(IngestOutcome::Resent(existing));
         }
         let mut ticket = self.admission.admit(device, &jpeg).await?;
@@ -151,7 +165,9 @@ impl Ingest {
             .await
             .map_err(|_| IngestError::Detect(DetectError::Stopped))??;
 
-        let key = BlobKey::for_frame(device.id, meta.seq);
+        // The digest is in the key: two different frames racing under one
+        // seq never write over each other's image (the loser's is an orphan).
+        let key = BlobKey::for_frame(device.id, meta.seq, &digest);
         let received_at = Utc::now();
         let mut frame = NewFrame {
             id: FrameId::new(),
@@ -167,6 +183,7 @@ impl Ingest {
             detections: analysis.detections,
             shares_image: false,
             clock_skewed: self.admission.clock_skewed(meta.captured_at, received_at),
+            image_sha256: Some(digest),
         };
         match self.unchanged_image(device.id, &frame).await? {
             Some(image) => {
@@ -195,21 +212,46 @@ impl Ingest {
                 }
                 Ok(IngestOutcome::Stored(stored))
             }
-            // The same frame raced itself (a resend while the first was in
-            // the detector); the first one won and the blob key is shared.
-            InsertOutcome::Duplicate(_) => {
-                match self.store.frame_by_seq(device.id, meta.seq).await? {
-                    Some(existing) => Ok(IngestOutcome::Resent(existing)),
-                    None => {
-                        Err(StoreError::Corrupt("a duplicate frame vanished".to_owned()).into())
-                    }
-                }
-            }
+            // The seq was stored while this frame was in the detector: by
+            // the same frame (a resend; the blob key is shared) or by
+            // another one (a conflict; its image has a key of its own).
+            InsertOutcome::Duplicate(_) => match self.stored_as(device, &meta, &digest).await? {
+                Some(existing) => Ok(IngestOutcome::Resent(existing)),
+                None => Err(StoreError::Corrupt("a duplicate frame vanished".to_owned()).into()),
+            },
             InsertOutcome::ImageGone => Err(StoreError::Corrupt(
                 "a frame with an image of its own was refused as sharing one".to_owned(),
             )
             .into()),
         }
+    }
+
+    /// The stored frame if this `(device, seq)` was stored as this very frame
+    /// (a resend); `None` if the seq is free; [`IngestError::SeqConflict`]
+    /// if another frame has it.
+    async fn stored_as(
+        &self,
+        device: &DeviceRecord,
+        meta: &FrameMeta,
+        digest: &ImageDigest,
+    ) -> Result<Option<StoredFrame>, IngestError> {
+        let Some(identity) = self.store.frame_identity(device.id, meta.seq).await? else {
+            return Ok(None);
+        };
+        if !same_frame(&identity, meta, digest) {
+            let highest_seq = self.store.highest_seq(device.id).await?;
+            tracing::warn!(
+                seq = meta.seq,
+                ?highest_seq,
+                "a seq sent again for another frame"
+            );
+            return Err(IngestError::SeqConflict {
+                seq: meta.seq,
+                highest_seq,
+            });
+        }
+        // `None` if retention deleted it meanwhile: it is stored again.
+        Ok(self.store.frame_by_seq(device.id, meta.seq).await?)
     }
 
     /// The previous image of the device when `frame` shows the same scene
@@ -232,6 +274,11 @@ impl Ingest {
         Ok((same_size && same_scene).then_some(previous.frame))
     }
 
+    /// The device's highest stored seq: an agent continues above it.
+    pub async fn highest_seq(&self, device: DeviceId) -> Result<Option<u64>, IngestError> {
+        Ok(self.store.highest_seq(device).await?)
+    }
+
     /// Frames waiting for a detector, and how many may wait.
     pub fn queue(&self) -> (usize, usize) {
         (self.detector.queue_len(), self.detector.capacity())
@@ -241,6 +288,13 @@ impl Ingest {
     pub fn detection_latency(&self) -> &crate::metrics::Histogram {
         self.detector.latency()
     }
+}
+
+/// A resend: the same capture time (to the microsecond the store keeps) and,
+/// where the stored frame has a digest, the same image.
+fn same_frame(stored: &FrameIdentity, meta: &FrameMeta, digest: &ImageDigest) -> bool {
+    stored.captured_at.timestamp_micros() == meta.captured_at.timestamp_micros()
+        && stored.image_sha256.is_none_or(|stored| stored == *digest)
 }
 
 fn stored(frame: NewFrame, device_name: &str) -> StoredFrame {
@@ -259,5 +313,46 @@ fn stored(frame: NewFrame, device_name: &str) -> StoredFrame {
             clock_skewed: frame.clock_skewed,
         },
         detections: frame.detections,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration, Utc};
+
+    use super::*;
+
+    fn at(micros: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(micros).unwrap()
+    }
+
+    #[test]
+    fn a_resend_has_the_same_time_and_image_and_rows_without_a_digest_compare_on_time() {
+        let image = ImageDigest::of(b"the first jpeg");
+        let other = ImageDigest::of(b"another jpeg");
+        let meta = FrameMeta {
+            seq: 7,
+            captured_at: at(1_763_900_000_123_000),
+        };
+        let stored = |image_sha256| FrameIdentity {
+            captured_at: meta.captured_at,
+            image_sha256,
+        };
+        assert!(same_frame(&stored(Some(image)), &meta, &image));
+        assert!(!same_frame(&stored(Some(image)), &meta, &other));
+        // Stored before digests were kept: the time decides.
+        assert!(same_frame(&stored(None), &meta, &other));
+        let later = FrameMeta {
+            captured_at: meta.captured_at + Duration::milliseconds(1),
+            ..meta
+        };
+        assert!(!same_frame(&stored(Some(image)), &later, &image));
+        assert!(!same_frame(&stored(None), &later, &image));
+        // Below the microsecond the store keeps, times are equal.
+        let finer = FrameMeta {
+            captured_at: meta.captured_at + Duration::nanoseconds(400),
+            ..meta
+        };
+        assert!(same_frame(&stored(Some(image)), &finer, &image));
     }
 }

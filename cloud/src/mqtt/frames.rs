@@ -8,7 +8,9 @@
 //!   without an answer (no ack goes to a device that did not prove who it
 //!   is) and counted.
 //! - Stored now or earlier: `acked`. Refused for good (the 4xx of the REST
-//!   API): `rejected` with the same error code. The answer to a v2 envelope
+//!   API): `rejected` with the same error code; a `seq_conflict` also
+//!   carries the device's `highest_seq`, so the agent can send the frame
+//!   again above it. The answer to a v2 envelope
 //!   is signed with the device's key; to a v1 envelope it stays plain JSON,
 //!   which is all that agents of earlier releases read.
 //! - Refused for now (queue full, the device's or account's share of the
@@ -155,7 +157,7 @@ pub async fn handle(
             device: device.id,
             ack: Ack {
                 acked: vec![seq],
-                rejected: Vec::new(),
+                ..Ack::default()
             },
             outcome: match outcome {
                 IngestOutcome::Stored(_) => FrameOutcome::Stored,
@@ -164,6 +166,10 @@ pub async fn handle(
             key,
         },
         Err(error) => {
+            let highest_seq = match &error {
+                IngestError::SeqConflict { highest_seq, .. } => *highest_seq,
+                _ => None,
+            };
             let dropped = match &error {
                 IngestError::Overloaded => Dropped::Overloaded,
                 IngestError::OverBudget(over) => match over.scope {
@@ -180,7 +186,10 @@ pub async fn handle(
             if answer.status().is_client_error() {
                 Verdict::Answer {
                     device: device.id,
-                    ack: rejected(seq, answer.code(), answer.message().to_owned()),
+                    ack: Ack {
+                        highest_seq,
+                        ..rejected(seq, answer.code(), answer.message().to_owned())
+                    },
                     outcome: FrameOutcome::Rejected(answer.code()),
                     key,
                 }
@@ -210,6 +219,7 @@ fn rejected(seq: u64, code: &str, message: String) -> Ack {
             code: code.to_owned(),
             message,
         }],
+        highest_seq: None,
     }
 }
 

@@ -572,6 +572,45 @@ impl Session {
         }
     }
 
+    /// An ack with only the device's highest stored seq (signed with its
+    /// key; nothing for a device without frames, or without a key: a legacy
+    /// token cannot check it, and learns the seq from its first
+    /// `seq_conflict` instead).
+    pub(super) async fn publish_highest_seq(&self, device: DeviceId) {
+        let highest_seq = match self.state.ingest.highest_seq(device).await {
+            Ok(Some(seq)) => seq,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%device, %error, "cannot read a device's highest seq");
+                return;
+            }
+        };
+        let key = match self.state.accounts.device_key(device).await {
+            Ok(Some((_, key))) => key,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%device, %error, "cannot read a device's key to sign its highest seq");
+                return;
+            }
+        };
+        let ack = lastseen_shared::Ack {
+            highest_seq: Some(highest_seq),
+            ..Default::default()
+        };
+        let Ok(body) = serde_json::to_vec(&ack) else {
+            return;
+        };
+        let payload = signed::seal(&key, SignedKind::Ack, device, &body);
+        match self
+            .client
+            .publish(self.topics.ack(device), QoS::AtLeastOnce, false, payload)
+            .await
+        {
+            Ok(()) => self.state.metrics.ack_sent(),
+            Err(error) => tracing::warn!(%error, %device, "cannot queue the highest seq"),
+        }
+    }
+
     /// Every device gets its settings again the next time it comes online.
     fn forget_all_configured(&self) {
         self.configured

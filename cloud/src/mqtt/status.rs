@@ -1,6 +1,8 @@
 //! Status intake: a device's retained status (and its last will) becomes its
 //! `status` in the REST API; a device coming online gets its settings
-//! (signed with its key, see `session::publish_settings`).
+//! (signed with its key, see `session::publish_settings`) and an ack with
+//! its highest stored seq, so an agent that lost its spool resumes above it
+//! (`session::publish_highest_seq`).
 //!
 //! A status carries no token: the broker authenticated the connection, not
 //! the topic (rumqttd has no per-topic ACL). So only a well-formed
@@ -44,5 +46,6 @@ pub(super) async fn intake(session: &Session, device: DeviceId, payload: &[u8]) 
                 tracing::warn!(%device, %error, "cannot read settings to publish");
             }
         }
+        session.publish_highest_seq(device).await;
     }
 }

@@ -87,7 +87,7 @@ impl Fixture {
         bytes: u64,
         shares: Option<&NewFrame>,
     ) -> NewFrame {
-        let key = BlobKey::for_frame(device.id, seq);
+        let key = BlobKey::for_frame(device.id, seq, &crate::store::ImageDigest::of(b"jpeg"));
         let captured_at = self.now - TimeDelta::days(days_ago);
         let mut frame = NewFrame {
             id: FrameId::new(),
@@ -107,6 +107,7 @@ impl Fixture {
             }],
             shares_image: false,
             clock_skewed: false,
+            image_sha256: None,
         };
         match shares {
             Some(image) => {
@@ -327,7 +328,7 @@ async fn orphan_sweep_deletes_old_images_without_frames_only(
     // Images whose rows never came: a crash between the put and the insert.
     let mut orphans = Vec::new();
     for seq in 3..8 {
-        let key = BlobKey::for_frame(cam.id, seq);
+        let key = BlobKey::for_frame(cam.id, seq, &crate::store::ImageDigest::of(b"jpeg"));
         f.blobs
             .put(&key, Bytes::from_static(b"jpeg"))
             .await

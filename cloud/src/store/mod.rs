@@ -23,8 +23,9 @@ pub use device_state::{DeviceStateStore, ReportedStatus};
 pub use invites::{InviteRecord, InviteStore, InvitedOutcome};
 pub use postgres::PgStore;
 pub use records::{
-    AgedFrame, Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome,
-    NewFrame, RetentionLimits, RetentionSubject, Sighting, StoredFrame, UserRecord,
+    AgedFrame, Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameIdentity, FrameRecord,
+    ImageDigest, InsertOutcome, NewFrame, RetentionLimits, RetentionSubject, Sighting, StoredFrame,
+    UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -126,6 +127,18 @@ pub trait Store: DeviceStateStore + InviteStore + Send + Sync + 'static {
 
     /// The frame a device already sent with this `seq`, with its detections.
     async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>>;
+
+    /// The `captured_at` and image digest of the frame stored under
+    /// `(device, seq)`, to tell a resend from another frame under a reused seq.
+    async fn frame_identity(
+        &self,
+        device: DeviceId,
+        seq: u64,
+    ) -> StoreResult<Option<FrameIdentity>>;
+
+    /// The highest seq stored for the device (`None` without frames), so an
+    /// agent that lost its spool continues above it.
+    async fn highest_seq(&self, device: DeviceId) -> StoreResult<Option<u64>>;
 
     /// Stores the frame row, its detections and the `last_seen` updates in one
     /// transaction. A frame whose `(device, seq)` exists already is not stored

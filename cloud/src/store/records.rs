@@ -53,6 +53,37 @@ pub struct NewFrame {
     /// `captured_at` was further from `received_at` than the configured
     /// `clock_skew_flag_secs`: the device's clock is probably wrong.
     pub clock_skewed: bool,
+    /// SHA-256 of the JPEG the device sent (not of a shared image), so a
+    /// `(device, seq)` sent again can be told apart from a different frame.
+    pub image_sha256: Option<ImageDigest>,
+}
+
+/// SHA-256 of a frame's JPEG as the device sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageDigest(pub [u8; 32]);
+
+impl ImageDigest {
+    pub fn of(jpeg: &[u8]) -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::digest(jpeg).into())
+    }
+
+    /// Reads a stored digest; `None` unless it has exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// What tells one frame of a device from another sent under the same seq.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameIdentity {
+    pub captured_at: DateTime<Utc>,
+    /// `None` for frames stored before digests were kept.
+    pub image_sha256: Option<ImageDigest>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

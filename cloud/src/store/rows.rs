@@ -12,8 +12,8 @@ use lastseen_shared::{BBox, Detection, DeviceId, FrameId, Label, UserId};
 use uuid::Uuid;
 
 use super::{
-    AgedFrame, DetectionRow, DeviceRecord, FrameRecord, RetentionLimits, Sighting, StoreError,
-    StoreResult, UserRecord,
+    AgedFrame, DetectionRow, DeviceRecord, FrameIdentity, FrameRecord, ImageDigest,
+    RetentionLimits, Sighting, StoreError, StoreResult, UserRecord,
 };
 
 /// The column reads that differ between backends.
@@ -26,6 +26,7 @@ pub(super) trait ColumnReader {
     fn uuid(&self, column: &str) -> StoreResult<Uuid>;
     fn time(&self, column: &str) -> StoreResult<DateTime<Utc>>;
     fn optional_time(&self, column: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>>;
 }
 
 /// Any error from sqlx that is not about decoding a value we read.
@@ -145,6 +146,20 @@ pub(super) fn frame(row: &impl ColumnReader) -> StoreResult<FrameRecord> {
         width: unsigned(row, "width")?,
         height: unsigned(row, "height")?,
         clock_skewed: row.flag("clock_skewed")?,
+    })
+}
+
+/// Columns: `captured_at, image_sha256`.
+pub(super) fn frame_identity(row: &impl ColumnReader) -> StoreResult<FrameIdentity> {
+    let image_sha256 = match row.optional_bytes("image_sha256")? {
+        None => None,
+        Some(bytes) => Some(ImageDigest::from_slice(&bytes).ok_or_else(|| {
+            StoreError::Corrupt(format!("column image_sha256: {} bytes", bytes.len()))
+        })?),
+    };
+    Ok(FrameIdentity {
+        captured_at: row.time("captured_at")?,
+        image_sha256,
     })
 }
 

@@ -50,10 +50,9 @@ async fn frames_are_stored_once_and_acked(broker: Broker) {
     let s = setup(broker).await;
     let (_, token, mut device) = s.device("Kitchen").await;
     let dog = fixture_jpeg("dog.jpg");
+    let frame = envelope(device.id, &token, 1, &dog);
 
-    device
-        .publish_frame(device.id, envelope(device.id, &token, 1, &dog))
-        .await;
+    device.publish_frame(device.id, frame.clone()).await;
     let ack = device.next_ack().await;
     assert_eq!(ack.acked, [1]);
     assert!(ack.rejected.is_empty());
@@ -61,10 +60,8 @@ async fn frames_are_stored_once_and_acked(broker: Broker) {
     let (status, seen) = s.app.get_json(&s.user, "/api/v1/last-seen?label=dog").await;
     assert_eq!(status, StatusCode::OK, "{seen}");
 
-    // A resend (the ack was lost): acked again, stored once.
-    device
-        .publish_frame(device.id, envelope(device.id, &token, 1, &dog))
-        .await;
+    // A resend (the ack was lost): the same frame, acked again, stored once.
+    device.publish_frame(device.id, frame).await;
     assert_eq!(device.next_ack().await.acked, [1]);
     let (_, dogs) = s
         .app
@@ -188,6 +185,74 @@ async fn embedded_forged_frames_are_dropped_counted_and_never_acked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_forged_frames_are_dropped_counted_and_never_acked() {
     forged_frames_are_dropped_counted_and_never_acked(Broker::Mosquitto).await;
+}
+
+/// Another frame under a stored seq (the device lost its spool) is rejected
+/// with `seq_conflict` and the device's highest seq, and stores nothing; a
+/// device coming online is told its highest seq.
+async fn a_reused_seq_is_rejected_with_the_highest_seq(broker: Broker) {
+    let s = setup(broker).await;
+    let (id, token, mut device) = s.device("Kitchen").await;
+    let dog = fixture_jpeg("dog.jpg");
+    let first = envelope(device.id, &token, 4, &dog);
+    for (seq, message) in [
+        (4, first.clone()),
+        (9, envelope(device.id, &token, 9, &dog)),
+    ] {
+        device.publish_frame(device.id, message).await;
+        assert_eq!(device.next_ack().await.acked, [seq]);
+    }
+    // The same frame again is a resend.
+    device.publish_frame(device.id, first).await;
+    assert_eq!(device.next_ack().await.acked, [4]);
+
+    // Another frame under seq 4: another image, and another time.
+    let other = envelope(device.id, &token, 4, &fixture_jpeg("coffee.png"));
+    device.publish_frame(device.id, other).await;
+    let ack = device.next_ack().await;
+    assert!(ack.acked.is_empty(), "{ack:?}");
+    assert_eq!(ack.rejected.len(), 1, "{ack:?}");
+    assert_eq!(ack.rejected[0].seq, 4);
+    assert_eq!(ack.rejected[0].code, "seq_conflict");
+    assert_eq!(ack.highest_seq, Some(9));
+    assert_eq!(
+        metric(
+            &s.app,
+            "lastseen_frames_rejected_total{transport=\"mqtt\",reason=\"seq_conflict\"}"
+        )
+        .await,
+        1
+    );
+    let (_, frames) = s
+        .app
+        .get_json(&s.user, &format!("/api/v1/devices/{id}/frames"))
+        .await;
+    assert_eq!(frames["items"].as_array().unwrap().len(), 2, "{frames}");
+    let (_, cups) = s
+        .app
+        .get_json(&s.user, "/api/v1/detections?label=cup")
+        .await;
+    assert!(cups["items"].as_array().unwrap().is_empty(), "{cups}");
+    assert_eq!(s.app.blob_count(), 1);
+
+    // Online: an ack with nothing to settle, only where to continue.
+    device.publish_status(&online_status()).await;
+    let ack = device.next_ack().await;
+    assert_eq!(
+        (ack.acked.len(), ack.rejected.len(), ack.highest_seq),
+        (0, 0, Some(9))
+    );
+    device.clear_retained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_reused_seq_is_rejected_with_the_highest_seq() {
+    a_reused_seq_is_rejected_with_the_highest_seq(Broker::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_a_reused_seq_is_rejected_with_the_highest_seq() {
+    a_reused_seq_is_rejected_with_the_highest_seq(Broker::Mosquitto).await;
 }
 
 async fn settings_reach_the_device_as_a_retained_config(broker: Broker) {

@@ -13,7 +13,7 @@ use crate::helpers::{PASSWORD, TestApp, fixture_jpeg, spawn_app};
 /// Every route the server has: README's "HTTP API" table, plus the two that
 /// serve this description. A route added without documenting it, or
 /// documented without existing, breaks the equality below.
-const ROUTES: [(&str, &str); 32] = [
+const ROUTES: [(&str, &str); 33] = [
     ("POST", "/api/v1/auth/register"),
     ("GET", "/api/v1/auth/registration"),
     ("POST", "/api/v1/auth/login"),
@@ -37,6 +37,7 @@ const ROUTES: [(&str, &str); 32] = [
     ("PUT", "/api/v1/devices/{id}/settings"),
     ("GET", "/api/v1/device/settings"),
     ("POST", "/api/v1/device/status"),
+    ("GET", "/api/v1/device/seq"),
     ("POST", "/api/v1/frames"),
     ("GET", "/api/v1/last-seen"),
     ("GET", "/api/v1/detections"),
@@ -527,6 +528,28 @@ async fn every_documented_operation_is_served_and_answers_as_documented() {
         ok,
     )
     .await;
+    // Another frame under that seq is a conflict, and the device learns where to go on.
+    api.call(
+        frames,
+        frames.1,
+        Some(&device_token),
+        Body::Frame {
+            seq: 1,
+            jpeg: fixture_jpeg("dog.jpg"),
+        },
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let seq = api
+        .call(
+            ("GET", "/api/v1/device/seq"),
+            "/api/v1/device/seq",
+            Some(&device_token),
+            Body::Empty,
+            ok,
+        )
+        .await;
+    assert_eq!(seq["highest_seq"], 1);
     let frame_id = frame["frame_id"].as_str().expect("frame_id").to_owned();
 
     let settings = ("GET", "/api/v1/devices/{id}/settings");

@@ -151,6 +151,7 @@ async fn two_nodes_split_a_thousand_mqtt_frames_and_store_each_once() {
     let mut next: Vec<u64> = vec![1; DEVICES];
     let mut outstanding: Vec<HashMap<u64, Instant>> = vec![HashMap::new(); DEVICES];
     let mut acked: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); DEVICES];
+    let mut sent: Vec<HashMap<u64, Vec<u8>>> = vec![HashMap::new(); DEVICES];
     let started = Instant::now();
     while acked.iter().map(BTreeSet::len).sum::<usize>() < DEVICES * FRAMES_PER_DEVICE as usize {
         assert!(
@@ -182,9 +183,12 @@ async fn two_nodes_split_a_thousand_mqtt_frames_and_store_each_once() {
             }
             for seq in to_send {
                 outstanding[index].insert(seq, Instant::now());
-                device
-                    .publish_frame(device.id, envelope(device.id, token, seq, &jpegs[index]))
-                    .await;
+                // A resend is the same frame (same time), as from a spool.
+                let message = sent[index]
+                    .entry(seq)
+                    .or_insert_with(|| envelope(device.id, token, seq, &jpegs[index]))
+                    .clone();
+                device.publish_frame(device.id, message).await;
             }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -97,6 +97,47 @@ pub(crate) async fn duplicate_seq_is_stored_once(store: &dyn Store) {
     );
 }
 
+pub(crate) async fn identity_of_a_stored_seq_and_the_highest_seq_are_read_back(store: &dyn Store) {
+    let alice = user(store).await;
+    let cam = device(store, &alice).await;
+    let other = device_at(store, &alice, "hall", 1).await;
+    assert_eq!(store.highest_seq(cam.id).await.unwrap(), None);
+
+    let digest = ImageDigest::of(b"a jpeg");
+    let with_digest = NewFrame {
+        image_sha256: Some(digest),
+        ..frame(&cam, 3, 100, Vec::new())
+    };
+    insert(store, &with_digest).await;
+    // As stored before digests were kept.
+    let without = frame(&cam, 9, 50, Vec::new());
+    insert(store, &without).await;
+    insert(store, &frame(&other, 20, 70, Vec::new())).await;
+
+    assert_eq!(
+        store.frame_identity(cam.id, 3).await.unwrap(),
+        Some(FrameIdentity {
+            captured_at: at(100),
+            image_sha256: Some(digest),
+        })
+    );
+    assert_eq!(
+        store.frame_identity(cam.id, 9).await.unwrap(),
+        Some(FrameIdentity {
+            captured_at: at(50),
+            image_sha256: None,
+        })
+    );
+    assert_eq!(store.frame_identity(cam.id, 4).await.unwrap(), None);
+    assert_eq!(store.frame_identity(cam.id, u64::MAX).await.unwrap(), None);
+    assert_eq!(store.frame_identity(other.id, 3).await.unwrap(), None);
+
+    // The highest, not the newest: seq 9 was captured before seq 3.
+    assert_eq!(store.highest_seq(cam.id).await.unwrap(), Some(9));
+    assert_eq!(store.highest_seq(other.id).await.unwrap(), Some(20));
+    assert_eq!(store.highest_seq(DeviceId::new()).await.unwrap(), None);
+}
+
 pub(crate) async fn concurrent_inserts_of_one_seq_store_one_frame(store: &dyn Store) {
     let alice = user(store).await;
     let cam = device(store, &alice).await;

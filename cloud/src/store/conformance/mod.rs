@@ -24,8 +24,8 @@ use chrono::{DateTime, Duration, Utc};
 use lastseen_shared::{BBox, Detection, DeviceId, FrameId, Label, UserId};
 
 use super::{
-    Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome, NewFrame,
-    Sighting, Store, StoreError, StoredFrame, UserRecord,
+    Cursor, DetectionQuery, DetectionRow, DeviceRecord, FrameIdentity, FrameRecord, ImageDigest,
+    InsertOutcome, NewFrame, Sighting, Store, StoreError, StoredFrame, UserRecord,
 };
 
 /// One `#[tokio::test]` per body in the submodules; see the module docs.
@@ -51,6 +51,7 @@ macro_rules! store_conformance_tests {
             frames::stored_frame_is_read_back_by_seq_and_by_its_owner_only,
             frames::frame_without_detections_is_stored,
             frames::duplicate_seq_is_stored_once,
+            frames::identity_of_a_stored_seq_and_the_highest_seq_are_read_back,
             frames::concurrent_inserts_of_one_seq_store_one_frame,
             frames::seq_beyond_i64_max_is_refused_and_i64_max_round_trips,
             frames::frame_with_thousands_of_detections_is_stored_whole,
@@ -152,6 +153,7 @@ fn frame(device: &DeviceRecord, seq: u64, captured: i64, detections: Vec<Detecti
         detections,
         shares_image: false,
         clock_skewed: false,
+        image_sha256: None,
     }
 }
 

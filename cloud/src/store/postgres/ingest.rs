@@ -18,8 +18,8 @@ use crate::store::{InsertOutcome, NewFrame, StoreError, StoreResult};
 const INSERT_FRAME: &str = "\
     INSERT INTO frames \
     (id, device_id, owner_id, seq, captured_at, received_at, blob_key, bytes, width, height, \
-     clock_skewed) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     clock_skewed, image_sha256) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
     ON CONFLICT (device_id, seq) DO NOTHING \
     RETURNING id";
 
@@ -81,6 +81,7 @@ pub(super) async fn insert_frame(pool: &PgPool, frame: &NewFrame) -> StoreResult
         .bind(i64::from(frame.width))
         .bind(i64::from(frame.height))
         .bind(frame.clock_skewed)
+        .bind(frame.image_sha256.map(|d| d.as_bytes().to_vec()))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;

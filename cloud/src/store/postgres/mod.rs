@@ -38,9 +38,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use super::{
-    AgedFrame, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome, NewFrame,
-    RetentionLimits, RetentionSubject, Sighting, Store, StoreError, StoreResult, StoredFrame,
-    UserRecord,
+    AgedFrame, DetectionQuery, DetectionRow, DeviceRecord, FrameIdentity, FrameRecord,
+    InsertOutcome, NewFrame, RetentionLimits, RetentionSubject, Sighting, Store, StoreError,
+    StoreResult, StoredFrame, UserRecord,
 };
 use rows::db;
 
@@ -182,6 +182,18 @@ impl Store for PgStore {
 
     async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {
         reads::frame_by_seq(&self.pool, device, seq).await
+    }
+
+    async fn frame_identity(
+        &self,
+        device: DeviceId,
+        seq: u64,
+    ) -> StoreResult<Option<FrameIdentity>> {
+        reads::frame_identity(&self.pool, device, seq).await
+    }
+
+    async fn highest_seq(&self, device: DeviceId) -> StoreResult<Option<u64>> {
+        reads::highest_seq(&self.pool, device).await
     }
 
     async fn insert_frame(&self, frame: &NewFrame) -> StoreResult<InsertOutcome> {

@@ -9,7 +9,11 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::rows::{self, db, micros};
-use crate::store::{DetectionQuery, DetectionRow, FrameRecord, Sighting, StoreResult, StoredFrame};
+use crate::store::rows::ColumnReader;
+use crate::store::{
+    DetectionQuery, DetectionRow, FrameIdentity, FrameRecord, Sighting, StoreError, StoreResult,
+    StoredFrame,
+};
 
 const FRAME_BY_SEQ: &str = "\
     SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
@@ -89,6 +93,46 @@ pub(super) async fn frame_by_seq(
         .await
         .map_err(db)?;
     with_detections(pool, row).await
+}
+
+/// One row of the unique `(device_id, seq)` index.
+const FRAME_IDENTITY: &str = "\
+    SELECT captured_at, image_sha256 FROM frames WHERE device_id = $1 AND seq = $2";
+
+/// The last entry of the device's part of the `(device_id, seq)` index.
+const HIGHEST_SEQ: &str = "SELECT MAX(seq) AS seq FROM frames WHERE device_id = $1";
+
+pub(super) async fn frame_identity(
+    pool: &PgPool,
+    device: DeviceId,
+    seq: u64,
+) -> StoreResult<Option<FrameIdentity>> {
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(None);
+    };
+    sqlx::query(FRAME_IDENTITY)
+        .bind(device.as_uuid())
+        .bind(seq)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(rows::frame_identity)
+        .transpose()
+}
+
+pub(super) async fn highest_seq(pool: &PgPool, device: DeviceId) -> StoreResult<Option<u64>> {
+    let row = sqlx::query(HIGHEST_SEQ)
+        .bind(device.as_uuid())
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+    row.optional_int("seq")?
+        .map(|seq| {
+            u64::try_from(seq)
+                .map_err(|_| StoreError::Corrupt(format!("column seq: {seq} is negative")))
+        })
+        .transpose()
 }
 
 pub(super) async fn frames_of_device(

@@ -92,9 +92,13 @@ impl ColumnReader for PgRow {
     fn optional_time(&self, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
         get::<Option<PgTime>>(self, column).map(|t| t.map(|t| t.0))
     }
+
+    fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
+        get(self, column)
+    }
 }
 
 pub(super) use crate::store::rows::{
     aged_frame, db, detection, detection_row, device, device_columns, frame, frame_id,
-    retention_limits, sighting, to_sql_int, user, user_columns,
+    frame_identity, retention_limits, sighting, to_sql_int, user, user_columns,
 };

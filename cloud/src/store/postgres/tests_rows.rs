@@ -90,6 +90,7 @@ async fn device_with_frames(store: &PgStore, owner: &UserRecord, frames: u64) ->
             detections,
             shares_image: false,
             clock_skewed: false,
+            image_sha256: None,
         };
         let outcome = store.insert_frame(&frame).await.unwrap();
         assert_eq!(outcome, InsertOutcome::Inserted);

@@ -30,8 +30,8 @@ pub(super) async fn insert_frame(
     let inserted = sqlx::query(
         "INSERT INTO frames \
          (id, device_id, owner_id, seq, captured_at, received_at, blob_key, bytes, width, height, \
-          clock_skewed) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+          clock_skewed, image_sha256) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (device_id, seq) DO NOTHING",
     )
     .bind(frame.id.as_uuid())
@@ -45,6 +45,7 @@ pub(super) async fn insert_frame(
     .bind(i64::from(frame.width))
     .bind(i64::from(frame.height))
     .bind(frame.clock_skewed)
+    .bind(frame.image_sha256.map(|d| d.as_bytes().to_vec()))
     .execute(&mut *tx)
     .await
     .map_err(db)?

@@ -37,9 +37,9 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use super::{
-    AgedFrame, DetectionQuery, DetectionRow, DeviceRecord, FrameRecord, InsertOutcome, NewFrame,
-    RetentionLimits, RetentionSubject, Sighting, Store, StoreError, StoreResult, StoredFrame,
-    UserRecord,
+    AgedFrame, DetectionQuery, DetectionRow, DeviceRecord, FrameIdentity, FrameRecord,
+    InsertOutcome, NewFrame, RetentionLimits, RetentionSubject, Sighting, Store, StoreError,
+    StoreResult, StoredFrame, UserRecord,
 };
 use rows::db;
 
@@ -216,6 +216,18 @@ impl Store for SqliteStore {
 
     async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {
         reads::frame_by_seq(&self.pool, device, seq).await
+    }
+
+    async fn frame_identity(
+        &self,
+        device: DeviceId,
+        seq: u64,
+    ) -> StoreResult<Option<FrameIdentity>> {
+        reads::frame_identity(&self.pool, device, seq).await
+    }
+
+    async fn highest_seq(&self, device: DeviceId) -> StoreResult<Option<u64>> {
+        reads::highest_seq(&self.pool, device).await
     }
 
     async fn insert_frame(&self, frame: &NewFrame) -> StoreResult<InsertOutcome> {

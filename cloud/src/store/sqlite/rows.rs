@@ -54,6 +54,10 @@ impl ColumnReader for SqliteRow {
         let value: Option<i64> = get(self, column)?;
         value.map(|value| from_micros(column, value)).transpose()
     }
+
+    fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
+        get(self, column)
+    }
 }
 
 fn from_micros(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
@@ -63,5 +67,5 @@ fn from_micros(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
 
 pub(super) use crate::store::rows::{
     aged_frame, db, detection, detection_row, device, device_columns, frame, frame_id,
-    retention_limits, sighting, to_sql_int, user, user_columns,
+    frame_identity, retention_limits, sighting, to_sql_int, user, user_columns,
 };

@@ -154,6 +154,9 @@ pub struct Config {
     /// before 503.
     pub render_max_concurrent: usize,
     pub render_wait_ms: u64,
+    /// Bytes of drawn or shrunk images kept in memory (least recently used
+    /// out first), so asking again does not render again; 0 keeps none.
+    pub thumbnail_cache_bytes: usize,
     /// Live events buffered per user for a slow browser before it misses some.
     pub live_channel_capacity: usize,
     /// Time a live WebSocket has to send its `auth` message.
@@ -277,7 +280,8 @@ impl Default for Config {
             retry_after_secs: 1,
             max_frame_bytes: 10 * 1024 * 1024,
             max_json_bytes: 64 * 1024,
-            max_image_pixels: 7680 * 4320,
+            // A 12 Mpx camera (4056 x 3040, 4608 x 2592) and 4K UHD fit.
+            max_image_pixels: 4096 * 3072,
             max_page_size: 500,
             max_devices_per_user: 100,
             jwt_secret: None,
@@ -309,6 +313,7 @@ impl Default for Config {
             max_thumbnail_width: 1280,
             render_max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
             render_wait_ms: 2000,
+            thumbnail_cache_bytes: 64 * 1024 * 1024,
             live_channel_capacity: 64,
             live_auth_timeout_secs: 10,
             live_ping_interval_secs: 30,

@@ -99,6 +99,7 @@ pub struct Gauges<'a> {
     pub detection_seconds: &'a Histogram,
     pub password_hashing: crate::bounded::WorkLoad,
     pub renders: crate::bounded::WorkLoad,
+    pub thumbnail_cache: crate::query::CacheStats,
 }
 
 #[derive(Default)]
@@ -351,6 +352,36 @@ impl Metrics {
             "images being drawn or shrunk for GET /frames/{id}/image (bounded by render_max_concurrent)",
             gauges.renders,
         );
+        let cache = gauges.thumbnail_cache;
+        for (name, kind, help, value) in [
+            (
+                "lastseen_thumbnail_cache_hits_total",
+                "counter",
+                "Drawn or shrunk images served from the thumbnail cache.",
+                cache.hits,
+            ),
+            (
+                "lastseen_thumbnail_cache_misses_total",
+                "counter",
+                "Drawn or shrunk images made because the thumbnail cache did not have them.",
+                cache.misses,
+            ),
+            (
+                "lastseen_thumbnail_cache_bytes",
+                "gauge",
+                "Bytes the thumbnail cache holds now.",
+                cache.bytes,
+            ),
+            (
+                "lastseen_thumbnail_cache_capacity_bytes",
+                "gauge",
+                "Bytes the thumbnail cache may hold (thumbnail_cache_bytes).",
+                cache.capacity,
+            ),
+        ] {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         out
     }
 }
@@ -444,6 +475,12 @@ mod tests {
                 in_flight: 1,
                 peak: 3,
             },
+            thumbnail_cache: crate::query::CacheStats {
+                hits: 7,
+                misses: 2,
+                bytes: 1000,
+                capacity: 4096,
+            },
         });
         for line in [
             "lastseen_frames_received_total{transport=\"http\"} 1",
@@ -465,6 +502,9 @@ mod tests {
             "lastseen_password_hashes_in_flight_peak 2",
             "lastseen_renders_in_flight 1",
             "lastseen_renders_in_flight_peak 3",
+            "lastseen_thumbnail_cache_hits_total 7",
+            "lastseen_thumbnail_cache_misses_total 2",
+            "lastseen_thumbnail_cache_bytes 1000",
             "lastseen_detection_seconds_count 1",
             "lastseen_detection_seconds_bucket{le=\"0.02\"} 1",
             "lastseen_detection_seconds_bucket{le=\"0.01\"} 0",

@@ -19,6 +19,7 @@ mod mqtt_wire;
 mod openapi;
 mod queries;
 mod registration;
+mod render_memory;
 mod retention;
 mod server_limits;
 mod sessions;

@@ -213,6 +213,10 @@ pub struct Config {
     /// Frames from MQTT being ingested at once by this node; one beyond it
     /// gets no ack (counted as `overloaded`) and its device sends it again.
     pub mqtt_max_in_flight: usize,
+    /// Devices with a status waiting to be recorded (one worker records
+    /// them in turn; a newer status replaces a device's waiting one). A
+    /// status from another device past it is dropped and counted.
+    pub mqtt_status_queue: usize,
     /// Largest MQTT message the broker and the cloud accept.
     pub mqtt_max_message_bytes: usize,
     /// Most MQTT connections the embedded broker holds.
@@ -337,6 +341,7 @@ impl Default for Config {
             mqtt_topic_prefix: lastseen_shared::topics::DEFAULT_PREFIX.to_owned(),
             mqtt_shared_group: "ingest".to_owned(),
             mqtt_max_in_flight: 64,
+            mqtt_status_queue: 1024,
             mqtt_max_message_bytes: 10 * 1024 * 1024 + 64 * 1024,
             mqtt_max_connections: 10_000,
             mqtt_broker_segment_bytes: 4 * 1024 * 1024,

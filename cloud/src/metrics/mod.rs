@@ -92,6 +92,15 @@ impl ConnectionClose {
     }
 }
 
+/// Why an MQTT status was not recorded although it was well formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusSkip {
+    /// A newer status of the same device took its place in the queue.
+    Superseded,
+    /// `mqtt_status_queue` devices already had a status waiting.
+    QueueFull,
+}
+
 /// Gauges read when the metrics are rendered.
 pub struct Gauges<'a> {
     pub queue_depth: usize,
@@ -112,6 +121,10 @@ pub struct Metrics {
     acks_sent: AtomicU64,
     statuses: AtomicU64,
     statuses_dropped: AtomicU64,
+    statuses_superseded: AtomicU64,
+    statuses_queue_full: AtomicU64,
+    statuses_waiting: AtomicU64,
+    statuses_waiting_peak: AtomicU64,
     configs_published: AtomicU64,
     mqtt_denied: [AtomicU64; 3],
     mqtt_kicked: AtomicU64,
@@ -152,6 +165,21 @@ impl Metrics {
             &self.statuses_dropped
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn status_skipped(&self, why: StatusSkip) {
+        let counter = match why {
+            StatusSkip::Superseded => &self.statuses_superseded,
+            StatusSkip::QueueFull => &self.statuses_queue_full,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Devices with an MQTT status waiting to be recorded.
+    pub fn set_statuses_waiting(&self, waiting: u64) {
+        self.statuses_waiting.store(waiting, Ordering::Relaxed);
+        self.statuses_waiting_peak
+            .fetch_max(waiting, Ordering::Relaxed);
     }
 
     pub fn config_published(&self) {
@@ -249,6 +277,33 @@ impl Metrics {
             "MQTT status messages dropped (unknown or revoked device, not a DeviceStatus).",
             &self.statuses_dropped,
         );
+        counter(
+            &mut out,
+            "lastseen_mqtt_statuses_superseded_total",
+            "MQTT statuses not recorded because a newer one of the same device replaced them while they waited.",
+            &self.statuses_superseded,
+        );
+        counter(
+            &mut out,
+            "lastseen_mqtt_statuses_queue_full_total",
+            "MQTT statuses dropped because mqtt_status_queue devices already had one waiting.",
+            &self.statuses_queue_full,
+        );
+        for (name, help, value) in [
+            (
+                "lastseen_mqtt_statuses_waiting",
+                "Devices with an MQTT status waiting to be recorded (bounded by mqtt_status_queue), now.",
+                &self.statuses_waiting,
+            ),
+            (
+                "lastseen_mqtt_statuses_waiting_peak",
+                "Devices with an MQTT status waiting to be recorded, at most at once so far.",
+                &self.statuses_waiting_peak,
+            ),
+        ] {
+            header(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         counter(
             &mut out,
             "lastseen_mqtt_configs_published_total",

@@ -23,6 +23,7 @@ mod render_memory;
 mod retention;
 mod server_limits;
 mod sessions;
+mod status_flood;
 mod throttling;
 mod thumbnails;
 mod two_nodes;

@@ -150,8 +150,8 @@ pub struct Config {
     /// Widest thumbnail `GET /frames/{id}/image?width=` makes.
     pub max_thumbnail_width: u32,
     /// Drawn or shrunk images (`?boxes=`, `?width=`) made at once (each
-    /// decodes a whole frame), and how long a request waits for a slot
-    /// before 503.
+    /// decodes the frame, a thumbnail at 1/2, 1/4 or 1/8 scale), and how
+    /// long a request waits for a slot before 503.
     pub render_max_concurrent: usize,
     pub render_wait_ms: u64,
     /// Bytes of drawn or shrunk images kept in memory (least recently used

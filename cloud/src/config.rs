@@ -172,10 +172,13 @@ pub struct Config {
     /// Widest thumbnail `GET /frames/{id}/image?width=` makes.
     pub max_thumbnail_width: u32,
     /// Drawn or shrunk images (`?boxes=`, `?width=`) made at once (each
-    /// decodes a whole frame), and how long a request waits for a slot
-    /// before 503.
+    /// decodes the frame, a thumbnail at 1/2, 1/4 or 1/8 scale), and how
+    /// long a request waits for a slot before 503.
     pub render_max_concurrent: usize,
     pub render_wait_ms: u64,
+    /// Bytes of drawn or shrunk images kept in memory (least recently used
+    /// out first), so asking again does not render again; 0 keeps none.
+    pub thumbnail_cache_bytes: usize,
     /// Live events buffered per user for a slow browser before it misses some.
     pub live_channel_capacity: usize,
     /// Time a live WebSocket has to send its `auth` message.
@@ -232,6 +235,10 @@ pub struct Config {
     /// Frames from MQTT being ingested at once by this node; one beyond it
     /// gets no ack (counted as `overloaded`) and its device sends it again.
     pub mqtt_max_in_flight: usize,
+    /// Devices with a status waiting to be recorded (one worker records
+    /// them in turn; a newer status replaces a device's waiting one). A
+    /// status from another device past it is dropped and counted.
+    pub mqtt_status_queue: usize,
     /// Largest MQTT message the broker and the cloud accept.
     pub mqtt_max_message_bytes: usize,
     /// Most MQTT connections the embedded broker holds.
@@ -309,7 +316,8 @@ impl Default for Config {
             admit_min_frame_pixels: 1_000_000,
             max_frame_bytes: 10 * 1024 * 1024,
             max_json_bytes: 64 * 1024,
-            max_image_pixels: 7680 * 4320,
+            // A 12 Mpx camera (4056 x 3040, 4608 x 2592) and 4K UHD fit.
+            max_image_pixels: 4096 * 3072,
             max_page_size: 500,
             max_devices_per_user: 100,
             jwt_secret: None,
@@ -341,6 +349,7 @@ impl Default for Config {
             max_thumbnail_width: 1280,
             render_max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
             render_wait_ms: 2000,
+            thumbnail_cache_bytes: 64 * 1024 * 1024,
             live_channel_capacity: 64,
             live_auth_timeout_secs: 10,
             live_ping_interval_secs: 30,
@@ -364,6 +373,7 @@ impl Default for Config {
             mqtt_topic_prefix: lastseen_shared::topics::DEFAULT_PREFIX.to_owned(),
             mqtt_shared_group: "ingest".to_owned(),
             mqtt_max_in_flight: 64,
+            mqtt_status_queue: 1024,
             mqtt_max_message_bytes: 10 * 1024 * 1024 + 64 * 1024,
             mqtt_max_connections: 10_000,
             mqtt_broker_segment_bytes: 4 * 1024 * 1024,

@@ -206,6 +206,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
                 config.render_max_concurrent,
                 Duration::from_millis(config.render_wait_ms),
             ),
+            config.thumbnail_cache_bytes,
         )),
         live,
         store,

@@ -49,7 +49,7 @@ pub fn sniff_jpeg(bytes: &[u8]) -> Result<(), ImageError> {
 }
 
 /// The declared size, checked against `max_pixels`, without decoding pixels.
-pub(super) fn dimensions(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), ImageError> {
+pub fn dimensions(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), ImageError> {
     sniff_jpeg(bytes)?;
     let decoder =
         JpegDecoder::new(Cursor::new(bytes)).map_err(|e| ImageError::Corrupt(e.to_string()))?;

@@ -9,7 +9,7 @@ mod jpeg;
 mod model;
 mod pool;
 
-pub use jpeg::{ImageError, decode as decode_jpeg, sniff_jpeg};
+pub use jpeg::{ImageError, decode as decode_jpeg, dimensions as jpeg_dimensions, sniff_jpeg};
 pub use lastseen_shared::onnx::{OnnxRuntime, YoloxSession};
 pub use model::{Analysis, load_model, load_runtime};
 pub use pool::{DetectorPool, PoolSettings, QueueFull};

@@ -63,6 +63,7 @@ async fn metrics(State(scrape): State<Scrape>, headers: HeaderMap) -> Response {
         detection_seconds: state.ingest.detection_latency(),
         password_hashing: state.accounts.hashing_load(),
         renders: state.sightings.render_load(),
+        thumbnail_cache: state.sightings.copy_cache_stats(),
     });
     (
         [(

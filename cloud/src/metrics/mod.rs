@@ -92,6 +92,15 @@ impl ConnectionClose {
     }
 }
 
+/// Why an MQTT status was not recorded although it was well formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusSkip {
+    /// A newer status of the same device took its place in the queue.
+    Superseded,
+    /// `mqtt_status_queue` devices already had a status waiting.
+    QueueFull,
+}
+
 /// Gauges read when the metrics are rendered.
 pub struct Gauges<'a> {
     pub queue_depth: usize,
@@ -99,6 +108,7 @@ pub struct Gauges<'a> {
     pub detection_seconds: &'a Histogram,
     pub password_hashing: crate::bounded::WorkLoad,
     pub renders: crate::bounded::WorkLoad,
+    pub thumbnail_cache: crate::query::CacheStats,
 }
 
 #[derive(Default)]
@@ -111,6 +121,10 @@ pub struct Metrics {
     acks_sent: AtomicU64,
     statuses: AtomicU64,
     statuses_dropped: AtomicU64,
+    statuses_superseded: AtomicU64,
+    statuses_queue_full: AtomicU64,
+    statuses_waiting: AtomicU64,
+    statuses_waiting_peak: AtomicU64,
     configs_published: AtomicU64,
     mqtt_denied: [AtomicU64; 3],
     mqtt_kicked: AtomicU64,
@@ -151,6 +165,21 @@ impl Metrics {
             &self.statuses_dropped
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn status_skipped(&self, why: StatusSkip) {
+        let counter = match why {
+            StatusSkip::Superseded => &self.statuses_superseded,
+            StatusSkip::QueueFull => &self.statuses_queue_full,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Devices with an MQTT status waiting to be recorded.
+    pub fn set_statuses_waiting(&self, waiting: u64) {
+        self.statuses_waiting.store(waiting, Ordering::Relaxed);
+        self.statuses_waiting_peak
+            .fetch_max(waiting, Ordering::Relaxed);
     }
 
     pub fn config_published(&self) {
@@ -248,6 +277,33 @@ impl Metrics {
             "MQTT status messages dropped (unknown or revoked device, not a DeviceStatus).",
             &self.statuses_dropped,
         );
+        counter(
+            &mut out,
+            "lastseen_mqtt_statuses_superseded_total",
+            "MQTT statuses not recorded because a newer one of the same device replaced them while they waited.",
+            &self.statuses_superseded,
+        );
+        counter(
+            &mut out,
+            "lastseen_mqtt_statuses_queue_full_total",
+            "MQTT statuses dropped because mqtt_status_queue devices already had one waiting.",
+            &self.statuses_queue_full,
+        );
+        for (name, help, value) in [
+            (
+                "lastseen_mqtt_statuses_waiting",
+                "Devices with an MQTT status waiting to be recorded (bounded by mqtt_status_queue), now.",
+                &self.statuses_waiting,
+            ),
+            (
+                "lastseen_mqtt_statuses_waiting_peak",
+                "Devices with an MQTT status waiting to be recorded, at most at once so far.",
+                &self.statuses_waiting_peak,
+            ),
+        ] {
+            header(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         counter(
             &mut out,
             "lastseen_mqtt_configs_published_total",
@@ -351,6 +407,36 @@ impl Metrics {
             "images being drawn or shrunk for GET /frames/{id}/image (bounded by render_max_concurrent)",
             gauges.renders,
         );
+        let cache = gauges.thumbnail_cache;
+        for (name, kind, help, value) in [
+            (
+                "lastseen_thumbnail_cache_hits_total",
+                "counter",
+                "Drawn or shrunk images served from the thumbnail cache.",
+                cache.hits,
+            ),
+            (
+                "lastseen_thumbnail_cache_misses_total",
+                "counter",
+                "Drawn or shrunk images made because the thumbnail cache did not have them.",
+                cache.misses,
+            ),
+            (
+                "lastseen_thumbnail_cache_bytes",
+                "gauge",
+                "Bytes the thumbnail cache holds now.",
+                cache.bytes,
+            ),
+            (
+                "lastseen_thumbnail_cache_capacity_bytes",
+                "gauge",
+                "Bytes the thumbnail cache may hold (thumbnail_cache_bytes).",
+                cache.capacity,
+            ),
+        ] {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         out
     }
 }
@@ -444,6 +530,12 @@ mod tests {
                 in_flight: 1,
                 peak: 3,
             },
+            thumbnail_cache: crate::query::CacheStats {
+                hits: 7,
+                misses: 2,
+                bytes: 1000,
+                capacity: 4096,
+            },
         });
         for line in [
             "lastseen_frames_received_total{transport=\"http\"} 1",
@@ -465,6 +557,9 @@ mod tests {
             "lastseen_password_hashes_in_flight_peak 2",
             "lastseen_renders_in_flight 1",
             "lastseen_renders_in_flight_peak 3",
+            "lastseen_thumbnail_cache_hits_total 7",
+            "lastseen_thumbnail_cache_misses_total 2",
+            "lastseen_thumbnail_cache_bytes 1000",
             "lastseen_detection_seconds_count 1",
             "lastseen_detection_seconds_bucket{le=\"0.02\"} 1",
             "lastseen_detection_seconds_bucket{le=\"0.01\"} 0",

@@ -1,7 +1,8 @@
 //! The cloud's MQTT client: one connection per node, shared subscriptions
-//! on every device's frames and status topics, one task per message (at
-//! most `mqtt_max_in_flight` frames at once; more are dropped as
-//! `overloaded`), and the publishes back to devices: acks (signed with the
+//! on every device's frames and status topics, one task per frame (at most
+//! `mqtt_max_in_flight` at once; more are dropped as `overloaded`), one
+//! task recording the statuses in turn from a bounded queue (`status.rs`),
+//! and the publishes back to devices: acks (signed with the
 //! device's key when the frame was), and gate settings, always signed and
 //! published again with the new key when a device's token is rotated.
 
@@ -83,6 +84,11 @@ pub(super) struct Session {
     /// Devices whose settings this process has published since the device
     /// last came online; the broker may have lost earlier retained messages.
     pub(super) configured: Mutex<HashSet<DeviceId>>,
+    /// Statuses waiting for the one task that records them.
+    pub(super) statuses: status::StatusQueue,
+    /// Larger statuses are dropped (the embedded broker refuses them
+    /// already; an external one may not).
+    pub(super) max_status_bytes: usize,
 }
 
 pub(super) async fn start(
@@ -150,7 +156,10 @@ pub(super) async fn start(
         topics,
         state: state.clone(),
         configured: Mutex::new(HashSet::new()),
+        statuses: status::StatusQueue::new(config.mqtt_status_queue),
+        max_status_bytes: config.mqtt_max_status_bytes,
     });
+    spawn_named("mqtt-status", status::record(session.clone()));
     spawn_named(
         "mqtt-config",
         publish_changes(session.clone(), state.control.subscribe()),
@@ -377,22 +386,7 @@ async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                // The loop never waits for room: it must go on answering the
-                // broker's pings. A frame beyond the bound gets no ack and is
-                // sent again by its device, like one refused by a full queue.
-                let permit = in_flight.clone().try_acquire_owned().ok();
-                if permit.is_none() && publish.topic.ends_with(TopicKind::Frames.as_str()) {
-                    session.state.metrics.frame(
-                        crate::metrics::Transport::Mqtt,
-                        FrameOutcome::Dropped(frames::Dropped::Overloaded.as_str()),
-                    );
-                    continue;
-                }
-                let session = session.clone();
-                tokio::spawn(async move {
-                    session.dispatch(publish.topic, publish.payload).await;
-                    drop(permit);
-                });
+                session.take(publish.topic, publish.payload, &in_flight);
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = RECONNECT_MIN;
@@ -478,10 +472,27 @@ async fn publish_on_rotation(
 }
 
 impl Session {
-    async fn dispatch(&self, topic: String, payload: bytes::Bytes) {
+    /// One message off the connection. The loop never waits for room: it
+    /// must go on answering the broker's pings. A frame beyond
+    /// `mqtt_max_in_flight` gets no ack and is sent again by its device,
+    /// like one refused by a full queue; a status goes to the bounded queue.
+    fn take(self: &Arc<Self>, topic: String, payload: bytes::Bytes, in_flight: &Arc<Semaphore>) {
         match self.topics.parse(&topic) {
-            Some((device, TopicKind::Frames)) => self.frame(device, payload).await,
-            Some((device, TopicKind::Status)) => status::intake(self, device, &payload).await,
+            Some((device, TopicKind::Frames)) => {
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    self.state.metrics.frame(
+                        crate::metrics::Transport::Mqtt,
+                        FrameOutcome::Dropped(frames::Dropped::Overloaded.as_str()),
+                    );
+                    return;
+                };
+                let session = self.clone();
+                tokio::spawn(async move {
+                    session.frame(device, payload).await;
+                    drop(permit);
+                });
+            }
+            Some((device, TopicKind::Status)) => status::offer(self, device, payload),
             // Only frames and status are subscribed to; anything else is a
             // broker delivering more than asked.
             _ => tracing::debug!(%topic, "MQTT message on an unexpected topic"),

@@ -75,6 +75,10 @@ impl Config {
             "mqtt_max_in_flight must be at least 1",
         );
         check(
+            self.mqtt_status_queue >= 1,
+            "mqtt_status_queue must be at least 1",
+        );
+        check(
             self.mqtt_max_message_bytes >= self.max_frame_bytes,
             "mqtt_max_message_bytes must be at least max_frame_bytes",
         );

@@ -2,6 +2,7 @@
 //! detection history with cursor pagination, single frames and their images.
 //! Every call is scoped to the asking user's devices.
 
+mod cache;
 pub mod cursor;
 mod render;
 
@@ -12,7 +13,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lastseen_shared::{DeviceId, FrameId, Label, UserId};
 
+pub use cache::CacheStats;
 pub use cursor::CursorError;
+
+use cache::{CopyCache, CopyKey};
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
 use crate::detect::ImageError;
@@ -91,8 +95,11 @@ pub struct Sightings {
     max_page_size: u32,
     max_image_pixels: u64,
     max_thumbnail_width: u32,
-    /// Drawn or shrunk copies made at once: each decodes the whole frame.
+    /// Drawn or shrunk copies made at once: each decodes the frame (a
+    /// thumbnail at reduced scale).
     renders: BoundedWork,
+    /// Copies made recently, within `thumbnail_cache_bytes`.
+    copies: CopyCache,
 }
 
 /// How `Sightings::image` shows a frame.
@@ -112,6 +119,7 @@ impl Sightings {
         max_image_pixels: u64,
         max_thumbnail_width: u32,
         renders: BoundedWork,
+        thumbnail_cache_bytes: usize,
     ) -> Self {
         Self {
             store,
@@ -121,12 +129,18 @@ impl Sightings {
             max_image_pixels,
             max_thumbnail_width,
             renders,
+            copies: CopyCache::new(thumbnail_cache_bytes),
         }
     }
 
     /// Renders running now and at most so far, for `/metrics`.
     pub fn render_load(&self) -> WorkLoad {
         self.renders.load()
+    }
+
+    /// The copy cache's hits, misses and size, for `/metrics`.
+    pub fn copy_cache_stats(&self) -> CacheStats {
+        self.copies.stats()
     }
 
     pub async fn last_seen(&self, owner: UserId, label: &Label) -> Result<Sighting, QueryError> {
@@ -227,28 +241,43 @@ impl Sightings {
         {
             return Err(QueryError::Width(self.max_thumbnail_width));
         }
+        // Every request looks the frame up: another user's or a deleted
+        // frame is not found, whatever the cache holds.
         let frame = self.frame(owner, id).await?;
-        let jpeg = self
-            .blobs
-            .get(&BlobKey::from_stored(frame.frame.blob_key.clone()))
-            .await?;
-        let narrower = options.width.is_some_and(|w| w < frame.frame.width);
-        if !options.boxes && !narrower {
-            return Ok(jpeg);
+        let key = BlobKey::from_stored(frame.frame.blob_key.clone());
+        let width = options.width.filter(|&w| w < frame.frame.width);
+        if !options.boxes && width.is_none() {
+            return Ok(self.blobs.get(&key).await?);
         }
+        let copy = CopyKey {
+            frame: id,
+            width,
+            boxes: options.boxes,
+        };
+        if let Some(cached) = self.copies.get(&copy, false) {
+            return Ok(cached);
+        }
+        let slot = self.renders.acquire().await?;
+        // Made while this request waited for its slot?
+        if let Some(cached) = self.copies.get(&copy, true) {
+            return Ok(cached);
+        }
+        // Read under the slot, so waiting requests hold no image.
+        let jpeg = self.blobs.get(&key).await?;
         let max_pixels = self.max_image_pixels;
         let boxes = if options.boxes {
             frame.detections
         } else {
             Vec::new()
         };
-        let slot = self.renders.acquire().await?;
         let drawn = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            render::render(&jpeg, &boxes, options.width, max_pixels)
+            render::render(&jpeg, &boxes, width, max_pixels)
         })
         .await
         .map_err(|e| QueryError::Task(e.to_string()))??;
-        Ok(Bytes::from(drawn))
+        let drawn = Bytes::from(drawn);
+        self.copies.put(copy, drawn.clone());
+        Ok(drawn)
     }
 }

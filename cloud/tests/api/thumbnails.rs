@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{error_code, fixture_jpeg, spawn_app_with};
+use crate::helpers::{error_code, fixture_jpeg, metric, spawn_app, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thumbnail_is_the_frame_shrunk_to_the_width_asked() {
@@ -87,6 +87,7 @@ async fn concurrent_renders_stay_within_their_bound() {
     let app = spawn_app_with(|config| {
         config.render_max_concurrent = 2;
         config.render_wait_ms = 120_000;
+        config.thumbnail_cache_bytes = 0;
     })
     .await;
     let user = app.user("renders").await;
@@ -111,6 +112,8 @@ async fn renders_past_the_wait_get_503_with_retry_after() {
     let app = spawn_app_with(|config| {
         config.render_max_concurrent = 1;
         config.render_wait_ms = 0;
+        // Every request renders (none is answered from the cache).
+        config.thumbnail_cache_bytes = 0;
     })
     .await;
     let user = app.user("renders").await;
@@ -133,5 +136,88 @@ async fn renders_past_the_wait_get_503_with_retry_after() {
     assert!(
         busy > 0,
         "40 renders at once with one slot and no wait all got one"
+    );
+}
+
+/// A copy asked again comes from the thumbnail cache (counted as a hit);
+/// the frame is still looked up on every request, so once its device is
+/// deleted (and the frame with it) the cached copy is not served: 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_thumbnail_is_a_cache_hit_and_a_deleted_frame_is_not_served() {
+    let app = spawn_app().await;
+    let user = app.user("cached").await;
+    let (device, camera) = app.device(&user, "Porch").await;
+    let stored = app
+        .post_frame(&camera, 1, "2026-11-23T10:00:00Z", fixture_jpeg("dog.jpg"))
+        .await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    let frame: serde_json::Value = stored.json().await.expect("JSON");
+    let image = format!(
+        "/api/v1/frames/{}/image",
+        frame["frame_id"].as_str().expect("id")
+    );
+    let hits = "lastseen_thumbnail_cache_hits_total";
+    let misses = "lastseen_thumbnail_cache_misses_total";
+
+    let mut copies = Vec::new();
+    for query in ["?width=160", "?width=160&boxes=true", "?boxes=true"] {
+        let first = app.get(&user, &format!("{image}{query}")).await;
+        assert_eq!(first.status(), StatusCode::OK, "{query}");
+        copies.push(first.bytes().await.expect("bytes"));
+    }
+    assert_eq!(metric(&app, misses).await, 3);
+    assert_eq!(metric(&app, hits).await, 0);
+    for (query, copy) in ["?width=160", "?width=160&boxes=true", "?boxes=true"]
+        .iter()
+        .zip(&copies)
+    {
+        let again = app.get(&user, &format!("{image}{query}")).await;
+        assert_eq!(again.status(), StatusCode::OK, "{query}");
+        assert_eq!(&again.bytes().await.expect("bytes"), copy, "{query}");
+    }
+    assert_eq!(metric(&app, hits).await, 3);
+    assert_eq!(metric(&app, misses).await, 3);
+    assert!(metric(&app, "lastseen_thumbnail_cache_bytes").await > 0);
+
+    // Another user never gets the cached copy.
+    let other = app.user("stranger").await;
+    let response = app.get(&other, &format!("{image}?width=160")).await;
+    assert_eq!(
+        error_code(response, StatusCode::NOT_FOUND).await,
+        "not_found"
+    );
+
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/api/v1/devices/{device}")))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .expect("delete device");
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    for query in ["?width=160", "?width=160&boxes=true", "?boxes=true", ""] {
+        let response = app.get(&user, &format!("{image}{query}")).await;
+        assert_eq!(
+            error_code(response, StatusCode::NOT_FOUND).await,
+            "not_found",
+            "{query}"
+        );
+    }
+    assert_eq!(metric(&app, hits).await, 3);
+}
+
+/// With the cache off (`thumbnail_cache_bytes = 0`) every copy is made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_thumbnail_cache_every_copy_is_made_again() {
+    let app = spawn_app_with(|config| config.thumbnail_cache_bytes = 0).await;
+    let user = app.user("uncached").await;
+    let image = stored_image(&app, &user).await;
+    for _ in 0..3 {
+        assert_eq!(app.get(&user, &image).await.status(), StatusCode::OK);
+    }
+    assert_eq!(metric(&app, "lastseen_thumbnail_cache_hits_total").await, 0);
+    assert_eq!(
+        metric(&app, "lastseen_thumbnail_cache_misses_total").await,
+        3
     );
 }

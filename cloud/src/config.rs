@@ -310,9 +310,9 @@ impl Default for Config {
             // About 5 fps of 1440p per device, 30 1080p frames per second
             // per account; bursts of 4 and 8 frames of the largest size.
             admit_device_pixels_per_sec: 20_000_000,
-            admit_device_burst_pixels: 4 * 7680 * 4320,
+            admit_device_burst_pixels: 4 * 4096 * 3072,
             admit_owner_pixels_per_sec: 64_000_000,
-            admit_owner_burst_pixels: 8 * 7680 * 4320,
+            admit_owner_burst_pixels: 8 * 4096 * 3072,
             admit_min_frame_pixels: 1_000_000,
             max_frame_bytes: 10 * 1024 * 1024,
             max_json_bytes: 64 * 1024,

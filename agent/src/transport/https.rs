@@ -38,10 +38,16 @@ pub enum HttpsError {
     Client(String),
 }
 
+/// Idle pooled connections are dropped well before a server closes them
+/// (the cloud's `http_idle_timeout_secs` is 60 s, nginx's keepalive 75 s), so
+/// the agent does not reuse a connection the server is about to close.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The client for every request to the cloud, trusting `ca_file` if set.
 pub fn client(cloud: &CloudConfig) -> Result<reqwest::Client, HttpsError> {
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(cloud.request_timeout_secs))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true);
     if let Some(path) = &cloud.ca_file {
         let ca_error = |message: String| HttpsError::Ca {

@@ -277,8 +277,8 @@ async fn over_mqtt_a_refused_frame_gets_no_ack_and_is_counted() {
     let alice = app.user("alice").await;
     let (id, token) = app.device(&alice, "Desk").await;
     let mut desk = connect_device(&address, &topics, &id, &token).await;
-    desk.publish_frame(desk.id, envelope(desk.id, &token, 1, &dog))
-        .await;
+    let first = envelope(desk.id, &token, 1, &dog);
+    desk.publish_frame(desk.id, first.clone()).await;
     assert_eq!(desk.next_ack().await.acked, [1]);
     desk.publish_frame(desk.id, envelope(desk.id, &token, 2, &coffee))
         .await;
@@ -307,9 +307,8 @@ async fn over_mqtt_a_refused_frame_gets_no_ack_and_is_counted() {
         );
     }
     assert_eq!(app.blob_count(), 2);
-    // A resend of a stored frame is acked as always.
-    desk.publish_frame(desk.id, envelope(desk.id, &token, 1, &dog))
-        .await;
+    // A resend of a stored frame (the same envelope) is acked as always.
+    desk.publish_frame(desk.id, first).await;
     assert_eq!(desk.next_ack().await.acked, [1]);
     desk.clear_retained().await;
     porch.clear_retained().await;

@@ -13,7 +13,7 @@
 //!   response) for `http_idle_timeout_secs` is closed;
 //! - a request body must keep arriving at `http_min_body_bytes_per_sec`,
 //!   measured over every `http_body_rate_window_secs`, else the request fails
-//!   with 408 and the connection is closed ([`body`]).
+//!   with 408 and the connection is closed (`body`).
 //!
 //! Each close is counted in `lastseen_http_connections_timed_out_total{reason}`.
 //! Handlers still get `ConnectInfo<SocketAddr>`; a shutdown stops accepting and

@@ -301,8 +301,7 @@ impl Metrics {
                 &self.statuses_waiting_peak,
             ),
         ] {
-            header(&mut out, name, "gauge", help);
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            gauge(&mut out, name, help, value);
         }
         counter(
             &mut out,
@@ -330,27 +329,17 @@ impl Metrics {
             "Device sessions the embedded broker's guard ended because their token stopped verifying (revoked, rotated, deleted, expired).",
             &self.mqtt_kicked,
         );
-        header(
+        gauge(
             &mut out,
             "lastseen_mqtt_device_sessions",
-            "gauge",
             "Device sessions live through the embedded broker's guard.",
+            &self.mqtt_device_sessions,
         );
-        let _ = writeln!(
-            out,
-            "lastseen_mqtt_device_sessions {}",
-            self.mqtt_device_sessions.load(Ordering::Relaxed)
-        );
-        header(
+        gauge(
             &mut out,
             "lastseen_http_connections_open",
-            "gauge",
             "HTTP connections open now (WebSockets included), at most http_max_connections per listener.",
-        );
-        let _ = writeln!(
-            out,
-            "lastseen_http_connections_open {}",
-            self.http_connections_open.load(Ordering::Relaxed)
+            &self.http_connections_open,
         );
         counter(
             &mut out,
@@ -471,6 +460,11 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
     header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    header(out, name, "gauge", help);
     let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
 }
 

@@ -22,8 +22,8 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use lastseen_cloud::store::{
-    Cursor, DetectionQuery, DeviceRecord, InsertOutcome, NewFrame, PgStore, SqliteStore, Store,
-    UserRecord,
+    Cursor, DetectionQuery, DeviceRecord, InsertOutcome, NewFrame, PgStore, SightingStore,
+    SqliteStore, Store, UserRecord,
 };
 use lastseen_shared::labels::COCO;
 use lastseen_shared::{BBox, Detection, DeviceId, FrameId, Label, UserId};

@@ -10,7 +10,7 @@ use lastseen_agent::config::{Config, SourceKind, TransportKind};
 use lastseen_agent::counters::Counters;
 use lastseen_agent::spool::SharedSpool;
 use lastseen_agent::{Agent, AgentError};
-use lastseen_cloud::store::{SqliteStore, Store};
+use lastseen_cloud::store::{FrameStore, SqliteStore};
 use lastseen_shared::{DeviceId, GateSettings};
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};

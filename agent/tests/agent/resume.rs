@@ -15,7 +15,7 @@ use lastseen_agent::config::{Config, TransportKind};
 use lastseen_agent::counters::Counters;
 use lastseen_agent::spool::SpooledFrame;
 use lastseen_agent::spool::record;
-use lastseen_cloud::store::Store;
+use lastseen_cloud::store::FrameStore;
 
 use crate::helpers::{
     Cloud, CloudMqtt, RunningAgent, agent_config, eventually, open_gates, stored_seqs, trace_dir,

@@ -15,7 +15,7 @@ use lastseen_shared::{DeviceId, UserId};
 use crate::auth::{SignError, TokenKeys, delete_blobs, revocation_cut};
 use crate::blob::BlobStore;
 use crate::config::Secret;
-use crate::store::{DeviceRecord, Store, StoreError};
+use crate::store::{DeviceRecord, DeviceStore, StoreError};
 use credentials::{CredentialChange, CredentialEvents};
 
 pub const MAX_NAME_CHARS: usize = 64;
@@ -46,7 +46,7 @@ pub struct DeviceWithToken {
 }
 
 pub struct Devices {
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeviceStore>,
     blobs: Arc<dyn BlobStore>,
     keys: Arc<TokenKeys>,
     token_ttl_secs: u64,
@@ -56,7 +56,7 @@ pub struct Devices {
 
 impl Devices {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn DeviceStore>,
         blobs: Arc<dyn BlobStore>,
         keys: Arc<TokenKeys>,
         token_ttl_days: u64,

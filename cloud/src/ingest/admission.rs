@@ -30,7 +30,7 @@ use lastseen_shared::{DeviceId, UserId};
 
 use super::IngestError;
 use super::quota::{Quota, Reservation};
-use crate::store::{DeviceRecord, Store};
+use crate::store::{DeviceRecord, RetentionStore};
 
 /// One token bucket's size and fill rate, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +103,7 @@ impl Admission {
         }
     }
 
-    pub fn new(settings: &AdmissionSettings, store: Arc<dyn Store>) -> Self {
+    pub fn new(settings: &AdmissionSettings, store: Arc<dyn RetentionStore>) -> Self {
         Self {
             fair: Some(FairShare::new(
                 settings.device,

@@ -31,7 +31,7 @@ pub use unchanged::UnchangedImages;
 use crate::blob::{BlobError, BlobKey, BlobStore};
 use crate::detect::{DetectError, DetectorPool, ImageError, sniff_jpeg};
 use crate::store::{
-    DeviceRecord, FrameIdentity, FrameRecord, ImageDigest, InsertOutcome, NewFrame, Store,
+    DeviceRecord, FrameIdentity, FrameRecord, FrameStore, ImageDigest, InsertOutcome, NewFrame,
     StoreError, StoredFrame,
 };
 
@@ -102,7 +102,7 @@ pub trait FrameObserver: Send + Sync {
 }
 
 pub struct Ingest {
-    store: Arc<dyn Store>,
+    store: Arc<dyn FrameStore>,
     blobs: Arc<dyn BlobStore>,
     detector: Arc<DetectorPool>,
     unchanged: UnchangedImages,
@@ -112,7 +112,7 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn FrameStore>,
         blobs: Arc<dyn BlobStore>,
         detector: Arc<DetectorPool>,
     ) -> Self {

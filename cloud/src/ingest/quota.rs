@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use lastseen_shared::UserId;
 
-use crate::store::{Store, StoreError};
+use crate::store::{RetentionStore, StoreError};
 
 /// The frame would take its owner past the quota. The device keeps it.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub struct OverQuota {
 pub(super) struct Quota {
     limit: u64,
     refresh: Duration,
-    store: Arc<dyn Store>,
+    store: Arc<dyn RetentionStore>,
     usage: Arc<Mutex<Usages>>,
 }
 
@@ -72,7 +72,7 @@ fn lock(usage: &Mutex<Usages>) -> std::sync::MutexGuard<'_, Usages> {
 }
 
 impl Quota {
-    pub(super) fn new(limit: u64, refresh: Duration, store: Arc<dyn Store>) -> Self {
+    pub(super) fn new(limit: u64, refresh: Duration, store: Arc<dyn RetentionStore>) -> Self {
         Self {
             limit,
             refresh,
@@ -181,7 +181,7 @@ mod tests {
     use super::*;
     use crate::store::SqliteStore;
 
-    async fn store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    async fn store() -> (Arc<dyn RetentionStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("q.db").display());
         let store = SqliteStore::connect(&url, 2).await.unwrap();

@@ -30,7 +30,7 @@ use chrono::Utc;
 use lastseen_shared::UserId;
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
-use crate::store::{RetentionLimits, Store, StoreError};
+use crate::store::{RetentionLimits, RetentionStore, StoreError};
 
 pub use orphans::OrphanReport;
 pub use sweep::RetentionReport;
@@ -80,14 +80,14 @@ pub struct UserRetention {
 const MAX_BYTES_LIMIT: u64 = i64::MAX as u64;
 
 pub struct Retention {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RetentionStore>,
     blobs: Arc<dyn BlobStore>,
     settings: MaintenanceSettings,
 }
 
 impl Retention {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn RetentionStore>,
         blobs: Arc<dyn BlobStore>,
         settings: MaintenanceSettings,
     ) -> Self {

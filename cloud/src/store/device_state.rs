@@ -5,6 +5,9 @@
 //! [`DeviceStatus`]), so the store never needs to follow a field added to
 //! them. A document that no longer parses is [`StoreError::Corrupt`]. Rows
 //! go with their device (`ON DELETE CASCADE`).
+//!
+//! The backends' tables are alike here, so the statements ([`sql`]) and the
+//! row decoding are written once below; each backend only runs them.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,6 +15,7 @@ use lastseen_shared::{DeviceId, DeviceStatus, FrameId, GateSettings, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::rows::ColumnReader;
 use super::{StoreError, StoreResult};
 
 /// A status as the cloud received it.
@@ -22,7 +26,7 @@ pub struct ReportedStatus {
     pub received_at: DateTime<Utc>,
 }
 
-/// Settings and status storage; every [`super::Store`] implements it.
+/// Settings and status storage.
 #[async_trait]
 pub trait DeviceStateStore: Send + Sync {
     /// The stored settings, or None when the owner never set any (the
@@ -51,6 +55,50 @@ pub trait DeviceStateStore: Send + Sync {
     async fn last_frames_of(&self, owner: UserId) -> StoreResult<Vec<(DeviceId, FrameId)>>;
 }
 
+/// The statements of both backends: SQLite's driver numbers `$N` parameters
+/// as PostgreSQL does, so one text serves both.
+pub(super) mod sql {
+    pub(in crate::store) const SETTINGS: &str =
+        "SELECT settings FROM device_state WHERE device_id = $1";
+
+    pub(in crate::store) const PUT_SETTINGS: &str = "INSERT INTO device_state (device_id, settings) VALUES ($1, $2) \
+         ON CONFLICT (device_id) DO UPDATE SET settings = excluded.settings";
+
+    pub(in crate::store) const RECORD_STATUS: &str = "INSERT INTO device_state (device_id, status, status_received_at) \
+         VALUES ($1, $2, $3) ON CONFLICT (device_id) DO UPDATE \
+         SET status = excluded.status, status_received_at = excluded.status_received_at";
+
+    pub(in crate::store) const STATUS: &str =
+        "SELECT status, status_received_at FROM device_state WHERE device_id = $1";
+
+    pub(in crate::store) const STATUSES_OF: &str = "SELECT s.device_id, s.status, s.status_received_at \
+         FROM device_state s JOIN devices d ON d.id = s.device_id \
+         WHERE d.owner_id = $1 AND s.status IS NOT NULL";
+
+    /// Each device with its highest-`seq` frame, through the `(device_id, seq)`
+    /// unique index; devices without frames drop out of the join.
+    pub(in crate::store) const LAST_FRAMES_OF: &str = "SELECT d.id AS device_id, f.id AS frame_id \
+         FROM devices d JOIN frames f ON f.id = \
+         (SELECT l.id FROM frames l WHERE l.device_id = d.id ORDER BY l.seq DESC LIMIT 1) \
+         WHERE d.owner_id = $1";
+}
+
+/// The status columns of a [`sql::STATUS`] or [`sql::STATUSES_OF`] row.
+pub(super) fn status_of(row: &impl ColumnReader) -> StoreResult<Option<ReportedStatus>> {
+    reported(
+        row.optional_text("status")?,
+        row.optional_time("status_received_at")?,
+    )
+}
+
+/// A row of [`sql::LAST_FRAMES_OF`].
+pub(super) fn last_frame_of(row: &impl ColumnReader) -> StoreResult<(DeviceId, FrameId)> {
+    Ok((
+        DeviceId::from_uuid(row.uuid("device_id")?),
+        FrameId::from_uuid(row.uuid("frame_id")?),
+    ))
+}
+
 pub(super) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| {
         StoreError::Database(sqlx::Error::Encode(
@@ -65,7 +113,7 @@ pub(super) fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreR
 }
 
 /// A status column pair read back: both set, or the device never reported.
-pub(super) fn reported(
+fn reported(
     status: Option<String>,
     received_at: Option<DateTime<Utc>>,
 ) -> StoreResult<Option<ReportedStatus>> {

@@ -19,6 +19,7 @@ use super::{
 /// The column reads that differ between backends.
 pub(super) trait ColumnReader {
     fn text(&self, column: &str) -> StoreResult<String>;
+    fn optional_text(&self, column: &str) -> StoreResult<Option<String>>;
     fn int(&self, column: &str) -> StoreResult<i64>;
     fn optional_int(&self, column: &str) -> StoreResult<Option<i64>>;
     fn flag(&self, column: &str) -> StoreResult<bool>;

@@ -10,7 +10,7 @@ use chrono::{Duration, Utc};
 use futures::future::join_all;
 use lastseen_cloud::auth::registration::{code_hash, new_code};
 use lastseen_cloud::config::RegistrationMode;
-use lastseen_cloud::store::{InviteRecord, InviteStore, SqliteStore, Store};
+use lastseen_cloud::store::{InviteRecord, InviteStore, SqliteStore, UserStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -17,7 +17,7 @@ use super::roles::managed_device;
 use super::{DynsecClient, DynsecError};
 use crate::devices::credentials::CredentialChange;
 use crate::spawn_named;
-use crate::store::{DeviceRecord, Store};
+use crate::store::{DeviceRecord, DeviceStore};
 
 /// Clients asked for per `listClients` page.
 const LIST_PAGE: i64 = 500;
@@ -25,7 +25,7 @@ const LIST_PAGE: i64 = 500;
 struct Reconciler {
     client: Arc<DynsecClient>,
     topics: Topics,
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeviceStore>,
     token_ttl: chrono::Duration,
     every: Duration,
 }
@@ -34,7 +34,7 @@ struct Reconciler {
 /// ended, so none is missed) with a first pass at once.
 pub(crate) fn start(
     config: &crate::config::Config,
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeviceStore>,
     client: Arc<DynsecClient>,
     topics: Topics,
     changes: broadcast::Receiver<CredentialChange>,

@@ -1,25 +1,9 @@
-//! Device settings and status ([`crate::store::DeviceStateStore`]), run on
-//! every backend with `device_state_conformance_tests!(fresh)`.
-
-use std::collections::BTreeMap;
-
-use lastseen_shared::{DeviceState, DeviceStatus, GateSettings};
+//! Device settings and status ([`crate::store::DeviceStateStore`]).
 
 use super::*;
 use crate::store::ReportedStatus;
-
-macro_rules! device_state_conformance_tests {
-    ($fresh:path) => {
-        $crate::store::conformance::store_conformance_tests!(@each $fresh;
-            device_state::settings_are_none_until_set_then_replaced,
-            device_state::statuses_are_kept_per_device_and_listed_per_owner,
-            device_state::state_goes_with_its_device,
-            device_state::state_of_an_unknown_device_is_refused,
-            device_state::the_last_frame_of_each_device_is_listed_per_owner,
-        );
-    };
-}
-pub(crate) use device_state_conformance_tests;
+use lastseen_shared::{DeviceState, DeviceStatus, GateSettings};
+use std::collections::BTreeMap;
 
 fn online(captured: u64) -> DeviceStatus {
     DeviceStatus {

@@ -1,4 +1,5 @@
-//! Storing frames: read-back, idempotence, limits.
+//! Storing frames: read-back, idempotence, limits, and the image an
+//! unchanged scene is compared with.
 
 use super::*;
 
@@ -237,69 +238,48 @@ pub(crate) async fn frame_with_thousands_of_detections_is_stored_whole(store: &d
     );
 }
 
-pub(crate) async fn frames_of_a_device_are_listed_in_seq_order_for_its_owner_only(
+pub(crate) async fn previous_image_is_the_first_frame_showing_the_previous_frames_image(
     store: &dyn Store,
 ) {
     let alice = user(store).await;
-    let cam = device(store, &alice).await;
-    let other_cam = device_at(store, &alice, "hall", 1).await;
-    // Inserted out of order, with a gap at 3, and a frame of another device between them.
-    let mut frames = Vec::new();
-    for seq in [5, 0, 2, 1, 4] {
-        let new = frame(&cam, seq, 100 + seq as i64, Vec::new());
-        insert(store, &new).await;
-        frames.push(new);
+    let cam = device_at(store, &alice, "kitchen", 0).await;
+    let hall = device_at(store, &alice, "hall", 1).await;
+    assert_eq!(store.previous_image(cam.id, 1).await.unwrap(), None);
+    let f1 = frame(&cam, 1, 100, vec![det("cup", 0.9, [1.0, 1.0, 5.0, 5.0])]);
+    let f2 = sharing(&f1, 2, 200, vec![det("cup", 0.8, [1.5, 1.0, 5.0, 5.0])]);
+    let f4 = frame(&cam, 4, 400, vec![det("dog", 0.7, [2.0, 2.0, 4.0, 4.0])]);
+    let h9 = frame(&hall, 9, 50, Vec::new());
+    for f in [&f1, &f2, &f4, &h9] {
+        insert(store, f).await;
     }
-    insert(store, &frame(&other_cam, 3, 50, Vec::new())).await;
-    frames.sort_by_key(|f| f.seq);
-    let want: Vec<FrameRecord> = frames.iter().map(|f| expected(&cam, f).frame).collect();
-
-    let all = store
-        .frames_of_device(alice.id, cam.id, None, 100)
-        .await
-        .unwrap();
-    assert_eq!(all, want);
-
-    // Pages strictly after a seq neither lose nor repeat a frame.
-    let first = store
-        .frames_of_device(alice.id, cam.id, None, 2)
-        .await
-        .unwrap();
-    assert_eq!(first, want[..2]);
-    let second = store
-        .frames_of_device(alice.id, cam.id, Some(1), 2)
-        .await
-        .unwrap();
-    assert_eq!(second, want[2..4]);
-    let last = store
-        .frames_of_device(alice.id, cam.id, Some(4), 2)
-        .await
-        .unwrap();
-    assert_eq!(last, want[4..]);
-    for after in [5, i64::MAX as u64, u64::MAX] {
-        assert!(
-            store
-                .frames_of_device(alice.id, cam.id, Some(after), 10)
-                .await
-                .unwrap()
-                .is_empty(),
-            "after {after}"
+    assert_eq!(store.previous_image(cam.id, 1).await.unwrap(), None);
+    assert_eq!(
+        store.previous_image(cam.id, 2).await.unwrap(),
+        Some(expected(&cam, &f1))
+    );
+    // f2 shows f1's image, so f1 is what a new frame is compared with.
+    assert_eq!(
+        store.previous_image(cam.id, 3).await.unwrap(),
+        Some(expected(&cam, &f1))
+    );
+    assert_eq!(
+        store.previous_image(cam.id, 4).await.unwrap(),
+        Some(expected(&cam, &f1))
+    );
+    for seq in [5, i64::MAX as u64, u64::MAX] {
+        assert_eq!(
+            store.previous_image(cam.id, seq).await.unwrap(),
+            Some(expected(&cam, &f4))
         );
     }
-
-    let mallory = user(store).await;
-    assert!(
-        store
-            .frames_of_device(mallory.id, cam.id, None, 100)
-            .await
-            .unwrap()
-            .is_empty()
+    // Once f1 is gone, f2 is the first frame showing that image.
+    store.delete_frames(alice.id, &[f1.id]).await.unwrap();
+    assert_eq!(
+        store.previous_image(cam.id, 3).await.unwrap(),
+        Some(expected(&cam, &f2))
     );
-    assert!(
-        store
-            .frames_of_device(alice.id, DeviceId::new(), None, 100)
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        store.previous_image(hall.id, 10).await.unwrap(),
+        Some(expected(&hall, &h9))
     );
 }

@@ -1,24 +1,7 @@
-//! Invite codes ([`crate::store::InviteStore`]), run on every backend with
-//! `invite_conformance_tests!(fresh)`.
+//! Invite codes ([`crate::store::InviteStore`]).
 
 use super::*;
 use crate::store::{InviteRecord, InvitedOutcome};
-
-macro_rules! invite_conformance_tests {
-    ($fresh:path) => {
-        $crate::store::conformance::store_conformance_tests!(@each $fresh;
-            invites::invites_round_trip_and_are_usable_until_they_expire,
-            invites::an_invite_admits_one_account,
-            invites::an_expired_invite_admits_nobody,
-            invites::a_taken_username_leaves_the_invite_unused,
-            invites::concurrent_uses_of_one_invite_admit_one_account,
-            invites::the_cap_counts_only_the_makers_open_invites,
-            invites::an_existing_hash_is_a_conflict,
-            invites::invites_go_with_their_maker_and_outlive_their_account,
-        );
-    };
-}
-pub(crate) use invite_conformance_tests;
 
 /// A distinct hash per call (the shape the domain stores: 64 hex digits).
 fn hash() -> String {

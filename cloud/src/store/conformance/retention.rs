@@ -4,25 +4,6 @@
 use super::*;
 use crate::store::{AgedFrame, RetentionLimits};
 
-/// A frame pointing at `image`'s blob (an unchanged scene), with its size.
-fn sharing(image: &NewFrame, seq: u64, captured: i64, detections: Vec<Detection>) -> NewFrame {
-    let device = DeviceRecord {
-        id: image.device,
-        owner: image.owner,
-        name: String::new(),
-        kind: String::new(),
-        created_at: at(0),
-        tokens_valid_after: at(0),
-        revoked_at: None,
-    };
-    NewFrame {
-        blob_key: image.blob_key.clone(),
-        bytes: image.bytes,
-        shares_image: true,
-        ..frame(&device, seq, captured, detections)
-    }
-}
-
 fn sized(mut frame: NewFrame, bytes: u64) -> NewFrame {
     frame.bytes = bytes;
     frame
@@ -356,52 +337,6 @@ pub(crate) async fn a_frame_sharing_an_image_is_stored_only_while_the_image_has_
             .await
             .unwrap(),
         InsertOutcome::ImageGone
-    );
-}
-
-pub(crate) async fn previous_image_is_the_first_frame_showing_the_previous_frames_image(
-    store: &dyn Store,
-) {
-    let alice = user(store).await;
-    let cam = device_at(store, &alice, "kitchen", 0).await;
-    let hall = device_at(store, &alice, "hall", 1).await;
-    assert_eq!(store.previous_image(cam.id, 1).await.unwrap(), None);
-    let f1 = frame(&cam, 1, 100, vec![det("cup", 0.9, [1.0, 1.0, 5.0, 5.0])]);
-    let f2 = sharing(&f1, 2, 200, vec![det("cup", 0.8, [1.5, 1.0, 5.0, 5.0])]);
-    let f4 = frame(&cam, 4, 400, vec![det("dog", 0.7, [2.0, 2.0, 4.0, 4.0])]);
-    let h9 = frame(&hall, 9, 50, Vec::new());
-    for f in [&f1, &f2, &f4, &h9] {
-        insert(store, f).await;
-    }
-    assert_eq!(store.previous_image(cam.id, 1).await.unwrap(), None);
-    assert_eq!(
-        store.previous_image(cam.id, 2).await.unwrap(),
-        Some(expected(&cam, &f1))
-    );
-    // f2 shows f1's image, so f1 is what a new frame is compared with.
-    assert_eq!(
-        store.previous_image(cam.id, 3).await.unwrap(),
-        Some(expected(&cam, &f1))
-    );
-    assert_eq!(
-        store.previous_image(cam.id, 4).await.unwrap(),
-        Some(expected(&cam, &f1))
-    );
-    for seq in [5, i64::MAX as u64, u64::MAX] {
-        assert_eq!(
-            store.previous_image(cam.id, seq).await.unwrap(),
-            Some(expected(&cam, &f4))
-        );
-    }
-    // Once f1 is gone, f2 is the first frame showing that image.
-    store.delete_frames(alice.id, &[f1.id]).await.unwrap();
-    assert_eq!(
-        store.previous_image(cam.id, 3).await.unwrap(),
-        Some(expected(&cam, &f2))
-    );
-    assert_eq!(
-        store.previous_image(hall.id, 10).await.unwrap(),
-        Some(expected(&hall, &h9))
     );
 }
 

@@ -14,8 +14,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::PgStore;
-use super::accounts;
 use super::rows::{db, micros};
+use super::users;
 use crate::store::rows::{ColumnReader, read_error};
 use crate::store::{
     InviteRecord, InviteStore, InvitedOutcome, StoreError, StoreResult, UserRecord,
@@ -143,7 +143,7 @@ impl InviteStore for PgStore {
             return Ok(InvitedOutcome::InviteInvalid);
         }
         // A taken username returns here; dropping `tx` rolls the use back.
-        accounts::create_user(&mut *tx, user).await?;
+        users::insert_user(&mut *tx, user).await?;
         sqlx::query("UPDATE invites SET used_by = $1 WHERE code_hash = $2")
             .bind(user.id.as_uuid())
             .bind(code_hash)

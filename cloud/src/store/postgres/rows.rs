@@ -65,6 +65,10 @@ impl ColumnReader for PgRow {
         get(self, column)
     }
 
+    fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
+        get(self, column)
+    }
+
     fn int(&self, column: &str) -> StoreResult<i64> {
         get(self, column)
     }

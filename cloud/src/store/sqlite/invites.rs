@@ -9,8 +9,8 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::accounts;
 use super::rows::{db, micros};
+use super::users;
 use crate::store::rows::{ColumnReader, read_error};
 use crate::store::{
     InviteRecord, InviteStore, InvitedOutcome, StoreError, StoreResult, UserRecord,
@@ -130,7 +130,7 @@ impl InviteStore for SqliteStore {
             return Ok(InvitedOutcome::InviteInvalid);
         }
         // A taken username returns here; dropping `tx` rolls the use back.
-        accounts::create_user(&mut *tx, user).await?;
+        users::insert_user(&mut *tx, user).await?;
         sqlx::query("UPDATE invites SET used_by = ? WHERE code_hash = ?")
             .bind(user.id.as_uuid())
             .bind(code_hash)

@@ -26,6 +26,10 @@ impl ColumnReader for SqliteRow {
         get(self, column)
     }
 
+    fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
+        get(self, column)
+    }
+
     fn int(&self, column: &str) -> StoreResult<i64> {
         get(self, column)
     }

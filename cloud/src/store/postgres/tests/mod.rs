@@ -1,40 +1,63 @@
-//! PostgreSQL-only checks below what the public reads can show: raw row
-//! counts, concurrent writers, values that do not fit, migrations.
+//! The conformance suite on PostgreSQL, each test on a database of its own
+//! ([`test_db`]), and the checks only PostgreSQL has: concurrent writers on
+//! its row locks, values that do not fit, migrations, TLS, query plans.
 
-use chrono::Duration;
+mod plans;
+mod test_db;
+
+use chrono::{DateTime, Duration, Utc};
 use lastseen_shared::{BBox, Detection, DeviceId, FrameId, Label, UserId};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::PgStore;
-use super::tests::{TestDb, epoch, fresh};
-use crate::store::{DeviceRecord, InsertOutcome, NewFrame, Store, StoreError, UserRecord};
+use crate::store::conformance::{RowCounts, store_conformance_tests};
+use crate::store::{
+    DeviceRecord, DeviceStore, FrameStore, InsertOutcome, NewFrame, Ping, SightingStore,
+    StoreError, UserRecord, UserStore,
+};
+pub(crate) use test_db::TestDb;
 
-/// Rows per table that belong to one owner.
-const OWNER_ROWS: [&str; 5] = [
-    "SELECT COUNT(*) FROM users WHERE id = $1",
-    "SELECT COUNT(*) FROM devices WHERE owner_id = $1",
-    "SELECT COUNT(*) FROM frames WHERE owner_id = $1",
-    "SELECT COUNT(*) FROM detections WHERE owner_id = $1",
-    "SELECT COUNT(*) FROM last_seen WHERE owner_id = $1",
-];
+pub(crate) async fn fresh() -> (PgStore, TestDb) {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, 4)
+        .await
+        .unwrap_or_else(|e| panic!("open the store on {}: {e:?}", db.name));
+    (store, db)
+}
+
+store_conformance_tests!(fresh);
+
+#[async_trait::async_trait]
+impl RowCounts for PgStore {
+    async fn count_rows(&self, table: &str, filter: Option<(&str, Uuid)>) -> i64 {
+        let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT COUNT(*) FROM {table}"));
+        if let Some((column, id)) = filter {
+            sql.push(format!(" WHERE {column} = ")).push_bind(id);
+        }
+        sql.build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+fn epoch() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+}
 
 /// Rows per table that belong to one device.
-const DEVICE_ROWS: [&str; 4] = [
-    "SELECT COUNT(*) FROM devices WHERE id = $1",
-    "SELECT COUNT(*) FROM frames WHERE device_id = $1",
-    "SELECT COUNT(*) FROM detections WHERE device_id = $1",
-    "SELECT COUNT(*) FROM last_seen WHERE device_id = $1",
+const DEVICE_ROWS: [(&str, &str); 4] = [
+    ("devices", "id"),
+    ("frames", "device_id"),
+    ("detections", "device_id"),
+    ("last_seen", "device_id"),
 ];
 
-async fn counts(store: &PgStore, queries: &[&'static str], id: Uuid) -> Vec<i64> {
+async fn counts(store: &PgStore, tables: &[(&str, &str)], id: Uuid) -> Vec<i64> {
     let mut counts = Vec::new();
-    for query in queries {
-        let count: i64 = sqlx::query_scalar(*query)
-            .bind(id)
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
-        counts.push(count);
+    for (table, column) in tables {
+        counts.push(store.count_rows(table, Some((column, id))).await);
     }
     counts
 }
@@ -98,50 +121,6 @@ async fn device_with_frames(store: &PgStore, owner: &UserRecord, frames: u64) ->
     device
 }
 
-#[tokio::test]
-async fn deletions_leave_no_row_behind_in_any_table() {
-    let (store, _db) = fresh().await;
-    let alice = owner(&store, "alice").await;
-    let cam = device_with_frames(&store, &alice, 3).await;
-    let hall = device_with_frames(&store, &alice, 2).await;
-    let bob = owner(&store, "bob").await;
-    device_with_frames(&store, &bob, 2).await;
-    store.revoke_token(Uuid::now_v7(), epoch()).await.unwrap();
-
-    let hall_before = counts(&store, &DEVICE_ROWS, hall.id.as_uuid()).await;
-    assert_eq!(hall_before, [1, 2, 4, 2]);
-    let bob_before = counts(&store, &OWNER_ROWS, bob.id.as_uuid()).await;
-    assert_eq!(bob_before, [1, 1, 2, 4, 2]);
-
-    let keys = store
-        .delete_device(alice.id, cam.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(keys.len(), 3);
-    assert_eq!(counts(&store, &DEVICE_ROWS, cam.id.as_uuid()).await, [0; 4]);
-    assert_eq!(
-        counts(&store, &DEVICE_ROWS, hall.id.as_uuid()).await,
-        hall_before
-    );
-
-    let keys = store.delete_user(alice.id).await.unwrap().unwrap();
-    assert_eq!(keys.len(), 2);
-    assert_eq!(
-        counts(&store, &OWNER_ROWS, alice.id.as_uuid()).await,
-        [0; 5]
-    );
-    assert_eq!(
-        counts(&store, &OWNER_ROWS, bob.id.as_uuid()).await,
-        bob_before
-    );
-    let revocations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revoked_tokens")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
-    assert_eq!(revocations, 1);
-}
-
 /// A frame another node is storing while the deletion starts: the deletion
 /// waits for it and returns its key too, instead of cascading it away unseen.
 #[tokio::test]
@@ -182,24 +161,6 @@ async fn deletions_wait_for_frames_being_stored_and_return_their_keys() {
         assert_eq!(keys, [format!("{}/0", cam.id), "late".to_owned()]);
         assert_eq!(counts(&store, &DEVICE_ROWS, cam.id.as_uuid()).await, [0; 4]);
     }
-}
-
-#[tokio::test]
-async fn only_a_taken_username_is_a_username_conflict() {
-    let (store, _db) = fresh().await;
-    let alice = owner(&store, "alice").await;
-    let error = store.create_user(&user_record("alice")).await.unwrap_err();
-    assert!(
-        matches!(error, StoreError::Conflict("username")),
-        "{error:?}"
-    );
-    // The same id under a free name violates the primary key instead.
-    let same_id = UserRecord {
-        username: "carol".into(),
-        ..alice
-    };
-    let error = store.create_user(&same_id).await.unwrap_err();
-    assert!(matches!(error, StoreError::Database(_)), "{error:?}");
 }
 
 #[tokio::test]

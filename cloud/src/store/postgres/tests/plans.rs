@@ -8,17 +8,17 @@ use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::PgStore;
-use super::accounts::USER_BLOB_KEYS;
-use super::devices::DEVICE_BLOB_KEYS;
-use super::ingest::LOCK_IMAGE_FRAME;
-use super::reads::{
-    FRAME_DETECTIONS, LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, PREVIOUS_IMAGE, push_detection_listing,
-};
-use super::retention::{
+use super::{TestDb, fresh};
+use crate::store::postgres::PgStore;
+use crate::store::postgres::devices::DEVICE_BLOB_KEYS;
+use crate::store::postgres::frames::{FRAME_DETECTIONS, LOCK_IMAGE_FRAME, PREVIOUS_IMAGE};
+use crate::store::postgres::retention::{
     AFFECTED_SIGHTINGS, OLDEST_FRAMES, REPAIR_LAST_SEEN, STORED_BYTES, UNREFERENCED,
 };
-use super::tests::{TestDb, fresh};
+use crate::store::postgres::sightings::{
+    LAST_SEEN_ALL, LAST_SEEN_OF_LABEL, push_detection_listing,
+};
+use crate::store::postgres::users::USER_BLOB_KEYS;
 use crate::store::{Cursor, DetectionQuery};
 
 /// Two kinds of owner over 8,500 frames, 29,000 detections and 5,080

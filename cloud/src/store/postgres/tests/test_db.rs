@@ -1,4 +1,4 @@
-//! The conformance suite on PostgreSQL, each test on a database of its own.
+//! A database of its own for each PostgreSQL test.
 //!
 //! The server is `LASTSEEN_TEST_DATABASE_URL` (default [`DEFAULT_ADMIN_URL`]);
 //! each test creates `lastseen_test_<uuid>` there and drops it when it ends,
@@ -8,15 +8,9 @@
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use uuid::Uuid;
-
-use super::PgStore;
-use crate::store::conformance::device_state::device_state_conformance_tests;
-use crate::store::conformance::invites::invite_conformance_tests;
-use crate::store::conformance::store_conformance_tests;
 
 /// The machine's PostgreSQL, as set up for development and CI.
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -100,14 +94,14 @@ async fn sweep_leftovers(conn: &mut PgConnection) {
 
 /// A database of one test; dropping this drops the database.
 pub(crate) struct TestDb {
-    name: String,
+    pub(super) name: String,
     admin_url: String,
     /// Where the test's store connects.
-    pub(super) url: String,
+    pub(crate) url: String,
 }
 
 impl TestDb {
-    pub(super) async fn create() -> Self {
+    pub(crate) async fn create() -> Self {
         static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
         let mut conn = admin().await;
         SWEPT.get_or_init(|| sweep_leftovers(&mut conn)).await;
@@ -156,22 +150,6 @@ impl Drop for TestDb {
             ),
         }
     }
-}
-
-pub(crate) async fn fresh() -> (PgStore, TestDb) {
-    let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url, 4)
-        .await
-        .unwrap_or_else(|e| panic!("open the store on {}: {e:?}", db.name));
-    (store, db)
-}
-
-store_conformance_tests!(fresh);
-device_state_conformance_tests!(fresh);
-invite_conformance_tests!(fresh);
-
-pub(super) fn epoch() -> DateTime<Utc> {
-    DateTime::from_timestamp(1_700_000_000, 0).unwrap()
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The MQTT transport (rumqttc, TCP_NODELAY on, TLS with `mqtts://`).
 //!
-//! The session follows CONTRACTS.md: client id and username = device id,
+//! The session follows the wire contract (`shared/README.md`): client id and username = device id,
 //! password = device token; last will `{"state":"offline"}` retained on the
 //! status topic; the device subscribes to its `ack` and `config` topics,
 //! publishes frame envelopes on `frames` (QoS 1) and a retained

@@ -1,10 +1,11 @@
 //! The MQTT transport (rumqttc, TCP_NODELAY on, TLS with `mqtts://`).
 //!
-//! The session follows CONTRACTS.md: client id and username = device id,
-//! password = device token; last will `{"state":"offline"}` retained on the
-//! status topic; the device subscribes to its `ack` and `config` topics,
-//! publishes frame envelopes on `frames` (QoS 1) and a retained
-//! `DeviceStatus` on `status` at connect and every `status_interval_secs`.
+//! The session follows the wire contract (`shared/README.md`): client id
+//! and username = device id, password = device token; last will
+//! `{"state":"offline"}` retained on the status topic; the device subscribes
+//! to its `ack` and `config` topics, publishes frame envelopes on `frames`
+//! (QoS 1) and a retained `DeviceStatus` on `status` at connect and every
+//! `status_interval_secs`.
 //!
 //! Up to `max_in_flight` frames are out at once ([`InFlight`]). A frame
 //! leaves the spool only when its seq comes back in an `Ack` (acked or

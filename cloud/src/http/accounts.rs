@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, CurrentUser};
+use super::openapi::{JsonTooLarge, NotJson, PasswordChecksBusy, UserTokenRefused};
 use super::{AppState, HttpLimits};
 use crate::auth::AccessToken;
 
@@ -91,12 +92,11 @@ struct TokenAnswer {
         (status = 403, description = "`registration_closed`: the operator creates accounts; or `invite_invalid`: in invite mode, the `invite` code is missing, unknown, expired or used (one answer for all four).", body = ErrorBody),
         (status = 400, description = "`bad_request` (malformed JSON or unknown field), `invalid_username`, `weak_password` or `common_password`.", body = ErrorBody),
         (status = 409, description = "`username_taken`.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        JsonTooLarge,
+        NotJson,
         (status = 429, description = "`too_many_attempts`: too many registrations from this client address.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
-        (status = 503, description = "`overloaded`: too many password checks at once.", body = ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+        PasswordChecksBusy,
     )
 )]
 async fn register(
@@ -139,12 +139,11 @@ async fn register(
         (status = 400, description = "`bad_request`: malformed JSON or unknown field.", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown username or wrong password.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        JsonTooLarge,
+        NotJson,
         (status = 429, description = "`too_many_attempts`: too many failed logins for this username and client, from this client, or for this username (backoff).", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
-        (status = 503, description = "`overloaded`: too many password checks at once.", body = ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+        PasswordChecksBusy,
     )
 )]
 async fn login(
@@ -170,8 +169,7 @@ async fn login(
     security(("user_token" = [])),
     responses(
         (status = 204, description = "Logged out."),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
     )
 )]
 async fn logout(
@@ -191,8 +189,7 @@ async fn logout(
     security(("user_token" = [])),
     responses(
         (status = 204, description = "Every session ended."),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
     )
 )]
 async fn logout_all(
@@ -225,11 +222,10 @@ struct PasswordChange {
     responses(
         (status = 200, description = "Changed; use the fresh token from now on.", body = TokenAnswer),
         (status = 400, description = "`bad_request` (malformed JSON or unknown field), `weak_password` or `common_password`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 403, description = "`wrong_password`: the old password is wrong.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        JsonTooLarge,
+        NotJson,
     )
 )]
 async fn change_password(
@@ -265,11 +261,10 @@ struct AccountDeletion {
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, description = "`bad_request`: malformed JSON or unknown field.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 403, description = "`wrong_password`: the confirming password is wrong.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        JsonTooLarge,
+        NotJson,
     )
 )]
 async fn delete_account(

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentDevice, CurrentUser};
+use super::openapi::{DeviceTokenRefused, JsonTooLarge, NotJson, UserTokenRefused};
 use super::{AppState, HttpLimits};
 
 pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
@@ -31,8 +32,7 @@ pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "The settings the device applies.", body = GateSettings),
         (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
     )
 )]
@@ -61,11 +61,10 @@ async fn settings(
     responses(
         (status = 200, description = "The stored settings.", body = GateSettings),
         (status = 400, description = "`bad_request` (bad id, malformed JSON or unknown field) or `invalid_settings` (a value out of range).", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        JsonTooLarge,
+        NotJson,
     )
 )]
 async fn put_settings(
@@ -89,8 +88,7 @@ async fn put_settings(
     security(("device_token" = [])),
     responses(
         (status = 200, description = "The settings to apply (the defaults until the owner sets them).", body = GateSettings),
-        (status = 401, description = "`unauthorized`: missing, invalid, expired or rotated device token, or a revoked device.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        DeviceTokenRefused,
     )
 )]
 async fn own_settings(
@@ -113,10 +111,9 @@ async fn own_settings(
     responses(
         (status = 204, description = "Recorded."),
         (status = 400, description = "`bad_request`: malformed JSON.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid, expired or rotated device token, or a revoked device.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        DeviceTokenRefused,
+        JsonTooLarge,
+        NotJson,
     )
 )]
 async fn report_status(

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, CurrentUser};
+use super::openapi::UserTokenRefused;
 use crate::store::FrameRecord;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -64,8 +65,7 @@ struct DeviceFramesPage {
     responses(
         (status = 200, description = "The frames, lowest `seq` first.", body = DeviceFramesPage),
         (status = 400, description = "`bad_request`: the id is not a UUID, a bad `after_seq` or `limit`, or an unknown query parameter.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
     )
 )]

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentUser};
+use super::openapi::{JsonTooLarge, NotJson, UserTokenRefused};
 use super::{AppState, HttpLimits};
 use crate::devices::control::DeviceOverview;
 
@@ -104,11 +105,10 @@ struct RotatedToken {
     responses(
         (status = 201, description = "Created. The token is shown only this once.", body = CreatedDevice),
         (status = 400, description = "`bad_request` (malformed JSON or unknown field), `invalid_name` or `invalid_kind`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 409, description = "`too_many_devices`.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        JsonTooLarge,
+        NotJson,
     )
 )]
 async fn create(
@@ -143,8 +143,7 @@ async fn create(
     security(("user_token" = [])),
     responses(
         (status = 200, description = "The devices.", body = DeviceList),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
     )
 )]
 async fn list(
@@ -169,8 +168,7 @@ async fn list(
     responses(
         (status = 200, description = "The device.", body = DeviceView),
         (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
     )
 )]
@@ -195,11 +193,10 @@ async fn show(
     responses(
         (status = 200, description = "The renamed device.", body = DeviceView),
         (status = 400, description = "`bad_request` (bad id, malformed JSON or unknown field) or `invalid_name`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        JsonTooLarge,
+        NotJson,
     )
 )]
 async fn rename(
@@ -226,8 +223,7 @@ async fn rename(
     responses(
         (status = 200, description = "The new token, shown only this once.", body = RotatedToken),
         (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
     )
 )]
@@ -256,8 +252,7 @@ async fn rotate(
     responses(
         (status = 200, description = "The device, with `revoked_at` set.", body = DeviceView),
         (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
     )
 )]
@@ -281,8 +276,7 @@ async fn revoke(
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`not_found`: no such device among the user's.", body = ErrorBody),
     )
 )]

@@ -113,8 +113,7 @@ struct FrameView {
         (status = 201, description = "Stored now, with its detections.", body = FrameAccepted),
         (status = 200, description = "A resend of a stored `(device, seq)`: the stored result, unchanged.", body = FrameAccepted),
         (status = 400, description = "`invalid_frame_metadata` (bad `X-Frame-Seq` or `X-Captured-At`) or `bad_request` (a header missing or not ASCII).", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid, expired or rotated device token, or a revoked device.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        super::openapi::DeviceTokenRefused,
         (status = 409, description = "`seq_conflict`: the device stored another frame (another `X-Captured-At` or image) under this `X-Frame-Seq`; nothing is stored. Keep the frame and send it again under a seq above `GET /device/seq`.", body = ErrorBody),
         (status = 413, description = "`payload_too_large` (body over the limit) or `image_too_large` (too many pixels).", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `Content-Type: image/jpeg`, or the body is not a JPEG.", body = ErrorBody),
@@ -208,8 +207,7 @@ async fn accept(
     security(("device_token" = [])),
     responses(
         (status = 200, description = "The device's highest stored seq.", body = SeqState),
-        (status = 401, description = "`unauthorized`: missing, invalid, expired or rotated device token, or a revoked device.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        super::openapi::DeviceTokenRefused,
         (status = 503, description = "`storage_unavailable`: ask again later.", body = ErrorBody),
     )
 )]
@@ -259,8 +257,7 @@ fn parse_frame_id(text: &str) -> Result<FrameId, ApiError> {
     responses(
         (status = 200, description = "The frame.", body = FrameView),
         (status = 400, description = "`bad_request`: the id is not a UUID.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        super::openapi::UserTokenRefused,
         (status = 404, description = "`not_found`: no such frame on the user's devices.", body = ErrorBody),
     )
 )]
@@ -298,8 +295,7 @@ struct ImageParams {
     responses(
         (status = 200, description = "The JPEG as sent, or with `boxes=true` a copy with the detections drawn on it, and with `width` shrunk to that width.", body = inline(Jpeg), content_type = "image/jpeg"),
         (status = 400, description = "`bad_request`: the id is not a UUID, `width` is 0 or above `max_thumbnail_width`, or a bad or unknown query parameter.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        super::openapi::UserTokenRefused,
         (status = 404, description = "`not_found`: no such frame on the user's devices.", body = ErrorBody),
         (status = 503, description = "`overloaded`: more drawn or shrunk copies asked at once than `render_max_concurrent`, for longer than `render_wait_ms`.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),

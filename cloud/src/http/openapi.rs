@@ -5,8 +5,12 @@
 //! Every route is registered through `utoipa_axum::routes!`, which adds the
 //! handler to the axum router and its annotation to the document in one step,
 //! so a route cannot be served without being described, nor described without
-//! being served. `cloud/tests/api/openapi.rs` checks the document against the
+//! being served. `cloud/tests/api/openapi/` checks the document against the
 //! live server.
+//!
+//! The answers many operations share (a refused token, a body too large or
+//! not JSON) are written once here as [`IntoResponses`] types, which the
+//! handlers list in `responses(...)` beside their own.
 
 use std::sync::{Arc, LazyLock};
 
@@ -17,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoResponses, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -88,6 +92,50 @@ impl Modify for SecuritySchemes {
         );
     }
 }
+
+// The shared answers below exist only for their annotations: each wraps
+// `ErrorBody` so the document references that schema, and nothing reads the
+// field at run time (`ApiError` builds the real answer).
+
+/// The 401 of an operation that takes a user token.
+#[derive(IntoResponses)]
+#[response(
+    status = 401,
+    description = "`unauthorized`: missing, invalid or expired user token.",
+    headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+)]
+pub(super) struct UserTokenRefused(#[expect(dead_code, reason = "schema only")] ErrorBody);
+
+/// The 401 of an operation that takes a device token.
+#[derive(IntoResponses)]
+#[response(
+    status = 401,
+    description = "`unauthorized`: missing, invalid, expired or rotated device token, or a revoked device.",
+    headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+)]
+pub(super) struct DeviceTokenRefused(#[expect(dead_code, reason = "schema only")] ErrorBody);
+
+/// The 413 of an operation with a JSON body (over `max_json_bytes`).
+#[derive(IntoResponses)]
+#[response(status = 413, description = "`payload_too_large`.")]
+pub(super) struct JsonTooLarge(#[expect(dead_code, reason = "schema only")] ErrorBody);
+
+/// The 415 of an operation with a JSON body.
+#[derive(IntoResponses)]
+#[response(
+    status = 415,
+    description = "`unsupported_media_type`: send `Content-Type: application/json`."
+)]
+pub(super) struct NotJson(#[expect(dead_code, reason = "schema only")] ErrorBody);
+
+/// The 503 of an operation that hashes a password (`argon2_max_concurrent`).
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = "`overloaded`: too many password checks at once.",
+    headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))
+)]
+pub(super) struct PasswordChecksBusy(#[expect(dead_code, reason = "schema only")] ErrorBody);
 
 /// The document's root: info, tags, the shared schemas and security schemes.
 /// The routers of each area, nested under [`PREFIX`], add the paths.

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::CurrentUser;
+use super::openapi::UserTokenRefused;
 use crate::auth::RegistrationMode;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -83,8 +84,7 @@ async fn registration(State(state): State<AppState>) -> Json<RegistrationAnswer>
     security(("user_token" = [])),
     responses(
         (status = 201, description = "Made; hand the code over. It is not shown again.", body = InviteAnswer),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 403, description = "`invites_disabled`: registration is not in invite mode, or users may not make codes (`max_invites_per_user` = 0).", body = ErrorBody),
         (status = 409, description = "`too_many_invites`: the user holds `max_invites_per_user` unused codes already.", body = ErrorBody),
     )

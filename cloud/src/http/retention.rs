@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, CurrentUser};
+use super::openapi::{JsonTooLarge, NotJson, UserTokenRefused};
 use super::{AppState, HttpLimits};
 use crate::retention::{LimitsSource, UserRetention};
 use crate::store::RetentionLimits;
@@ -80,8 +81,7 @@ fn answer(retention: UserRetention) -> Json<RetentionAnswer> {
     security(("user_token" = [])),
     responses(
         (status = 200, description = "The limits in force.", body = RetentionAnswer),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
     )
 )]
 async fn get_retention(
@@ -104,10 +104,9 @@ async fn get_retention(
     responses(
         (status = 200, description = "The limits in force from now on.", body = RetentionAnswer),
         (status = 400, description = "`bad_request` (malformed JSON or unknown field) or `invalid_retention` (a limit of 0 or too large).", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+        UserTokenRefused,
+        JsonTooLarge,
+        NotJson,
     )
 )]
 async fn set_retention(
@@ -136,8 +135,7 @@ async fn set_retention(
     security(("user_token" = [])),
     responses(
         (status = 200, description = "The defaults, in force from now on.", body = RetentionAnswer),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
     )
 )]
 async fn reset_retention(

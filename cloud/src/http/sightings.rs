@@ -13,6 +13,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, CurrentUser};
 use super::frames::image_url;
+use super::openapi::UserTokenRefused;
 use crate::auth::Session;
 use crate::query::DetectionFilter;
 use crate::store::{DetectionRow, Sighting};
@@ -77,8 +78,7 @@ enum LastSeenAnswer {
     responses(
         (status = 200, description = "A `SightingView` with `label`, a `SightingList` without.", body = LastSeenAnswer),
         (status = 400, description = "`bad_request`: an invalid label or an unknown query parameter.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
         (status = 404, description = "`never_seen`: the label was never seen on the user's devices.", body = ErrorBody),
     )
 )]
@@ -167,8 +167,7 @@ struct DetectionPage {
     responses(
         (status = 200, description = "One page.", body = DetectionPage),
         (status = 400, description = "`bad_request`: a bad label, device id, timestamp, cursor or limit, an empty range, or an unknown query parameter.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, invalid or expired user token.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        UserTokenRefused,
     )
 )]
 async fn detections(

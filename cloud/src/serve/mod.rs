@@ -1,5 +1,5 @@
 //! The HTTP listener: our own accept loop around hyper's HTTP/1 connection,
-//! so that every connection is bounded (F10). `axum::serve` sets no timer and
+//! so that every connection is bounded. `axum::serve` sets no timer and
 //! no cap; here
 //!
 //! - at most `http_max_connections` connections are open at once; one more is
@@ -111,7 +111,8 @@ pub async fn serve(
             refuse(stream);
             continue;
         };
-        // STACK.md: small responses crawl without it.
+        // Small responses crawl without it: Nagle holds them back until the
+        // client's delayed ACK.
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             app: app.clone(),

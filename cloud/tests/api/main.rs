@@ -6,6 +6,7 @@ mod bad_input;
 mod control;
 mod detector;
 mod devices;
+mod doc_links;
 mod helpers;
 mod hostile;
 mod ingest;

@@ -1,5 +1,5 @@
 //! A device (or an intruder) speaking MQTT to the cloud's broker, for the
-//! MQTT tests: rumqttc with the session of CONTRACTS.md.
+//! MQTT tests: rumqttc with the device session of `shared/README.md`.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The HTTP listener's limits (F10): header and idle timeouts, the body-rate
+//! The HTTP listener's limits: header and idle timeouts, the body-rate
 //! floor, the connection cap, a refused frame that is never read, and
 //! `/metrics` on its own address or behind a token. Raw TCP where the wire
 //! matters.

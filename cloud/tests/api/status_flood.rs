@@ -1,4 +1,4 @@
-//! F16: a device flooding its status topic. The cloud records statuses from
+//! A device flooding its status topic. The cloud records statuses from
 //! a bounded queue with one worker (at most one waiting per device, a newer
 //! one replacing it), instead of a task per message: the flood is counted
 //! as superseded, nothing waits beyond one status for the device, and the

@@ -1,8 +1,9 @@
 //! TLS on the device port, from `mqtt_tls_cert` / `mqtt_tls_key` (PEM).
 //!
 //! The crypto provider is aws-lc-rs, the one provider of the whole build
-//! (STACK.md): it is named here explicitly rather than taken from a process
-//! default that another crate might have installed.
+//! (sqlx is built with `tls-rustls-aws-lc-rs` too): it is named here
+//! explicitly rather than taken from a process default that another crate
+//! might have installed.
 
 use std::path::Path;
 use std::sync::Arc;

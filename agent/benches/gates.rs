@@ -3,7 +3,6 @@
 //!
 //! `taskset -c 0 cargo bench -p lastseen-agent --bench gates --profile dev` (see BENCHMARKS.md).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
@@ -17,16 +16,13 @@ use lastseen_agent::gate::change::ChangeDetector;
 use lastseen_agent::gate::light::LightReading;
 use lastseen_agent::gate::person::PersonDetector;
 use lastseen_agent::gate::thumb::Thumb;
+use lastseen_cloud::testkit::{model_path, trace_dir};
 use lastseen_shared::GateSettings;
-
-fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
 
 fn trace() -> Vec<RgbImage> {
     (0..220)
         .map(|i| {
-            image::open(shared().join(format!("fixtures/trace/frame_{i:04}.jpg")))
+            image::open(trace_dir().join(format!("frame_{i:04}.jpg")))
                 .expect("trace frame")
                 .into_rgb8()
         })
@@ -35,7 +31,7 @@ fn trace() -> Vec<RgbImage> {
 
 fn person_model() -> PersonModel {
     PersonModel {
-        model_path: shared().join("models/yolox_nano.onnx"),
+        model_path: model_path(),
         ..PersonModel::default()
     }
 }

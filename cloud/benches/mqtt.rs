@@ -13,17 +13,18 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use chrono::Utc;
-use lastseen_cloud::config::{Config, MqttMode, Secret};
+use lastseen_cloud::config::MqttMode;
+use lastseen_cloud::testkit::{
+    Api, CloudMqtt, LocalCloud, MOSQUITTO, PASSWORD, fixture_jpeg, tiny_jpeg,
+};
 use lastseen_shared::envelope::{self, EnvelopeHeader};
 use lastseen_shared::signed::{self, SignedKind};
 use lastseen_shared::{Ack, DeviceId, DeviceKey, Topics};
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -33,42 +34,12 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
-
 fn image() -> Result<Vec<u8>> {
     let name = std::env::var("IMAGE").unwrap_or_else(|_| "dog.jpg".to_owned());
     if name == "tiny" {
-        let image = image::RgbImage::from_fn(64, 48, |x, y| {
-            image::Rgb([90, (x * 4) as u8, (y * 5) as u8])
-        });
-        let mut out = std::io::Cursor::new(Vec::new());
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&image)?;
-        return Ok(out.into_inner());
+        return Ok(tiny_jpeg(90)?);
     }
-    let path = shared().join("fixtures/images").join(&name);
-    std::fs::read(&path).with_context(|| path.display().to_string())
-}
-
-async fn api(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> Result<Value> {
-    let mut request = client.post(format!("{base}{path}")).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await?;
-    ensure!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-    Ok(response.json().await.unwrap_or(Value::Null))
+    Ok(fixture_jpeg(&name, 95)?)
 }
 
 /// One device: publishes its share of the frames with at most `window`
@@ -210,74 +181,29 @@ async fn main() -> Result<()> {
     let workers = env_or("WORKERS", 2);
     let jpeg = image()?;
 
-    let data = tempfile::tempdir()?;
     let unique = uuid::Uuid::new_v4().simple().to_string();
-    let mut config = Config {
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: data.path().to_path_buf(),
-        model_path: shared().join("models/yolox_nano.onnx"),
-        detect_workers: workers,
-        detect_enabled: detect,
-        queue_depth: 128,
-        jwt_secret: Some(Secret::new("bench-secret-that-is-long-enough-0123456789")),
-        argon2_memory_kib: 256,
-        argon2_iterations: 1,
-        log: "warn".to_owned(),
-        ..Config::default()
-    };
-    let broker: SocketAddr = match broker_kind.as_str() {
-        "embedded" => {
-            config.mqtt = MqttMode::Embedded;
-            config.mqtt_listen = lastseen_cloud::mqtt::free_loopback_port()?;
-            config.mqtt_listen
-        }
-        "mosquitto" => {
-            config.mqtt = MqttMode::External;
-            config.mqtt_url = Some("mqtt://127.0.0.1:1883".to_owned());
-            config.mqtt_topic_prefix = format!("lastseen-bench/{unique}");
-            config.mqtt_shared_group = format!("b{unique}");
-            "127.0.0.1:1883".parse()?
-        }
+    let mqtt = match broker_kind.as_str() {
+        "embedded" => CloudMqtt::Embedded,
+        "mosquitto" => CloudMqtt::Mosquitto {
+            prefix: format!("lastseen-bench/{unique}"),
+        },
         other => bail!("BROKER must be embedded or mosquitto, not {other}"),
     };
+    let mut cloud = LocalCloud::start(mqtt, |config| {
+        config.detect_workers = workers;
+        config.detect_enabled = detect;
+        config.queue_depth = 128;
+        config.mqtt_shared_group = format!("b{unique}");
+    })
+    .await?;
+    let config = cloud.config();
+    let broker: SocketAddr = match config.mqtt {
+        MqttMode::Embedded => config.mqtt_listen,
+        _ => MOSQUITTO.parse()?,
+    };
     let topics = Topics::new(&config.mqtt_topic_prefix)?;
-    lastseen_cloud::init_logs(&config.log);
-    let listener = lastseen_cloud::bind(config.bind).await?;
-    let base = format!("http://{}/api/v1", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(lastseen_cloud::run(config, listener, async {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        ensure!(!server.is_finished(), "the cloud did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    api(
-        &client,
-        &base,
-        "/auth/register",
-        None,
-        json!({"username": "bench", "password": "bench-password-123"}),
-    )
-    .await?;
-    let login = api(
-        &client,
-        &base,
-        "/auth/login",
-        None,
-        json!({"username": "bench", "password": "bench-password-123"}),
-    )
-    .await?;
-    let user = login["access_token"].as_str().context("token")?.to_owned();
+    let api = Api::new(&cloud.http_url())?;
+    let user = api.user("bench", PASSWORD).await?.token;
 
     // The direct path skips the guard: rumqttd's listener behind it, with
     // the guard's password for every device.
@@ -290,16 +216,8 @@ async fn main() -> Result<()> {
     };
     let mut credentials = Vec::new();
     for index in 0..devices {
-        let created = api(
-            &client,
-            &base,
-            "/devices",
-            Some(&user),
-            json!({"name": format!("bench-{index}")}),
-        )
-        .await?;
-        let id = DeviceId::parse(created["id"].as_str().context("id")?)?;
-        credentials.push((id, created["token"].as_str().context("token")?.to_owned()));
+        let name = format!("bench-{index}");
+        credentials.push(api.device(&user, &name, None).await?);
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -332,6 +250,6 @@ async fn main() -> Result<()> {
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
     );
-    let _ = stop.send(());
+    cloud.stop().await?;
     Ok(())
 }

@@ -6,16 +6,16 @@
 //! `cargo bench -p lastseen-cloud --bench pipeline` (see BENCHMARKS.md).
 //! Environment: FRAMES (default 400), WORKERS (2), THREADS (1), CLIENTS (2 x WORKERS).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
-use lastseen_cloud::config::{Config, Secret};
+use anyhow::{Result, ensure};
 use lastseen_cloud::detect::{load_model, load_runtime};
+use lastseen_cloud::testkit::{
+    Api, CloudMqtt, LocalCloud, PASSWORD, fixture_jpeg, image_path, model_path,
+};
 use lastseen_shared::yolox::YoloxConfig;
-use serde_json::{Value, json};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -24,35 +24,20 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
-
 /// The fixture photos as JPEG bodies (PNGs re-encoded at quality 95).
 fn fixture_jpegs() -> Result<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    for name in ["astronaut.png", "chelsea.png", "coffee.png", "dog.jpg"] {
-        let path = shared().join("fixtures/images").join(name);
-        let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
-        if name.ends_with(".jpg") {
-            out.push(bytes);
-        } else {
-            let image = image::load_from_memory(&bytes)?.into_rgb8();
-            let mut jpeg = std::io::Cursor::new(Vec::new());
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
-                .encode_image(&image)?;
-            out.push(jpeg.into_inner());
-        }
-    }
-    Ok(out)
+    ["astronaut.png", "chelsea.png", "coffee.png", "dog.jpg"]
+        .into_iter()
+        .map(|name| Ok(fixture_jpeg(name, 95)?))
+        .collect()
 }
 
 /// Inference alone: one session per worker thread, each running the model on
 /// an already letterboxed fixture, as fast as it can.
 fn raw_onnx_fps(frames: usize, workers: usize, threads: usize) -> Result<f64> {
     let runtime = load_runtime(None)?;
-    let model_path = shared().join("models/yolox_nano.onnx");
-    let image = image::open(shared().join("fixtures/images/dog.jpg"))?.into_rgb8();
+    let model_path = model_path();
+    let image = image::open(image_path("dog.jpg"))?.into_rgb8();
     let mut models = Vec::new();
     for _ in 0..workers {
         let mut model = load_model(&runtime, &model_path, YoloxConfig::default(), threads)?;
@@ -107,64 +92,23 @@ async fn pipeline_fps(
     threads: usize,
     clients: usize,
 ) -> Result<f64> {
-    let data_dir = tempfile::tempdir()?;
-    let config = Config {
-        bind: "127.0.0.1:0".parse()?,
-        data_dir: data_dir.path().to_path_buf(),
-        model_path: shared().join("models/yolox_nano.onnx"),
-        detect_workers: workers,
-        detect_threads: threads,
-        queue_depth: clients * 2,
+    let cloud = LocalCloud::start(CloudMqtt::Off, |config| {
+        config.detect_workers = workers;
+        config.detect_threads = threads;
+        config.queue_depth = clients * 2;
         // The pipeline's own throughput: no device's fair share holds it back.
-        admit_device_pixels_per_sec: u64::MAX,
-        admit_device_burst_pixels: u64::MAX,
-        admit_owner_pixels_per_sec: u64::MAX,
-        admit_owner_burst_pixels: u64::MAX,
-        jwt_secret: Some(Secret::new("bench-secret-that-is-long-enough-0123456789")),
-        log: "warn".to_owned(),
-        ..Config::default()
-    };
-    let listener = lastseen_cloud::bind(config.bind).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(lastseen_cloud::run(
-        config,
-        listener,
-        std::future::pending(),
-    ));
-
-    let http = reqwest::Client::new();
-    let health = http.get(format!("{base}/api/v1/health")).send().await?;
-    ensure!(health.status().is_success(), "the cloud did not start");
-    let credentials = json!({"username": "bench", "password": "bench-password-123"});
-    http.post(format!("{base}/api/v1/auth/register"))
-        .json(&credentials)
-        .send()
-        .await?;
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let user = login["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_owned();
-    let device: Value = http
-        .post(format!("{base}/api/v1/devices"))
-        .bearer_auth(&user)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let device = Arc::new(
-        device["token"]
-            .as_str()
-            .context("no device token")?
-            .to_owned(),
-    );
+        config.admit_device_pixels_per_sec = u64::MAX;
+        config.admit_device_burst_pixels = u64::MAX;
+        config.admit_owner_pixels_per_sec = u64::MAX;
+        config.admit_owner_burst_pixels = u64::MAX;
+    })
+    .await?;
+    let base = cloud.http_url();
+    let api = Api::new(&base)?;
+    let user = api.user("bench", PASSWORD).await?;
+    let (_, device) = api.device(&user.token, "bench", None).await?;
+    let device = Arc::new(device);
+    let http = api.client().clone();
     let bodies = Arc::new(fixture_jpegs()?);
     let next_seq = Arc::new(AtomicUsize::new(0));
 

@@ -20,6 +20,8 @@ pub mod query;
 pub mod retention;
 pub mod serve;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod web;
 
 use std::future::Future;
@@ -84,6 +86,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// A loopback address with a port nobody holds right now, for a listener
+/// that cannot report the port of a port-0 bind (rumqttd).
+pub fn free_loopback_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()
 }
 
 /// Opens storage, loads the detector and wires the services together.

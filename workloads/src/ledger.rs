@@ -4,9 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use lastseen_cloud::testkit::{Api, ApiCallError};
 use serde::{Deserialize, Serialize};
-
-use crate::provision::{Api, ProvisionError};
 
 /// Page size used to read a device's frames (the cloud's default `max_page_size`).
 const PAGE: u32 = 500;
@@ -142,7 +141,7 @@ pub async fn stored_seqs(
     api: &Api,
     owner_token: &str,
     device: &str,
-) -> Result<Vec<u64>, ProvisionError> {
+) -> Result<Vec<u64>, ApiCallError> {
     let mut seqs = Vec::new();
     let mut after: Option<u64> = None;
     loop {

@@ -22,12 +22,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lastseen_agent::counters::Counters;
+use lastseen_cloud::testkit::{Api, ApiCallError, LocalCloudError};
 use tokio::sync::mpsc;
 
 use cloud::CloudUnderTest;
 use fleet::{Fleet, Replay};
 use ledger::{DeviceBook, Ledger};
-use provision::Api;
 use report::{DeviceTotals, FrameTotals, Report};
 use scenario::Scenario;
 use stats::Recorder;
@@ -42,11 +42,11 @@ pub enum WorkloadError {
     #[error(transparent)]
     Fleet(#[from] fleet::FleetError),
     #[error(transparent)]
-    Cloud(#[from] cloud::CloudError),
+    Cloud(#[from] LocalCloudError),
     #[error("provisioning: {0}")]
-    Provision(#[from] provision::ProvisionError),
+    Provision(#[from] ApiCallError),
     #[error("checking the ledger: {0}")]
-    Ledger(provision::ProvisionError),
+    Ledger(ApiCallError),
     #[error("a task failed: {0}")]
     Task(String),
 }
@@ -123,7 +123,7 @@ pub async fn run(scenario: Scenario) -> Result<Report, WorkloadError> {
             errors.push(format!("cloud stop: {error}"));
         }
         tokio::time::sleep(Duration::from_secs_f64(scenario.cloud.restart_down_secs)).await;
-        managed.resume().await?;
+        managed.restart().await?;
         tracing::warn!("the cloud is back (restart scenario)");
     }
 

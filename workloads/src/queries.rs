@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lastseen_cloud::testkit::{Api, User};
 use reqwest::StatusCode;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::provision::{Api, User};
 use crate::scenario::QueryPlan;
 use crate::stats::Recorder;
 

@@ -4,12 +4,9 @@
 
 use std::path::PathBuf;
 
+use lastseen_cloud::testkit::{model_path, trace_dir};
 use lastseen_workloads::scenario::Scenario;
 use serde_json::Value;
-
-fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
 
 fn smoke(transport: &str) -> Scenario {
     let scenario_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
@@ -19,8 +16,8 @@ fn smoke(transport: &str) -> Scenario {
     )
     .expect("the smoke scenario loads");
     // The test runs in the crate's directory, not at the repository root.
-    scenario.fleet.source_dir = shared_dir().join("fixtures/trace");
-    scenario.cloud.model_path = shared_dir().join("models/yolox_nano.onnx");
+    scenario.fleet.source_dir = trace_dir();
+    scenario.cloud.model_path = model_path();
     scenario
 }
 

@@ -36,8 +36,8 @@
 //!   `spool_quarantined`, and the frames behind it go out.
 //! - Frames go out oldest first (lowest seq).
 
+mod handle;
 pub mod record;
-mod shared;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -49,8 +49,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::config::SpoolConfig;
 use crate::counters::Counters;
 use crate::frame::Outgoing;
+pub use handle::SharedSpool;
 pub use record::SpooledFrame;
-pub use shared::SharedSpool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {

@@ -12,7 +12,7 @@ use crate::helpers::{Cloud, eventually, stored_seqs, trace_dir};
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn free_port() -> u16 {
-    lastseen_cloud::mqtt::free_loopback_port()
+    lastseen_cloud::testkit::free_loopback_port()
         .expect("a free port")
         .port()
 }

@@ -13,7 +13,7 @@
 //! long as the process.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 
 use rumqttd::{Broker, ConnectionSettings, RouterConfig, ServerSettings};
 
@@ -48,10 +48,10 @@ pub(super) struct Embedded {
 
 /// Starts the broker on its own thread; returns once its ports are claimed.
 pub(super) fn start(config: &Config) -> Result<Embedded, MqttError> {
-    let internal = free_loopback_port()?;
+    let internal = crate::free_loopback_port().map_err(MqttError::Internal)?;
     let password = random_secret();
     let guard = Upstream {
-        addr: free_loopback_port()?,
+        addr: crate::free_loopback_port().map_err(MqttError::Internal)?,
         secret: random_secret(),
     };
 
@@ -161,12 +161,6 @@ fn same_secret(given: &str, expected: &str) -> bool {
             .zip(expected.bytes())
             .fold(0u8, |differ, (a, b)| differ | (a ^ b))
             == 0
-}
-
-/// A loopback port nobody holds right now (rumqttd cannot report a port-0 bind).
-pub fn free_loopback_port() -> Result<SocketAddr, MqttError> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(MqttError::Internal)?;
-    listener.local_addr().map_err(MqttError::Internal)
 }
 
 #[cfg(test)]

@@ -32,7 +32,6 @@ mod status;
 
 use std::net::SocketAddr;
 
-pub use broker::free_loopback_port;
 #[doc(hidden)]
 pub use guard::unguarded_upstream;
 pub use settings::BrokerUrl;

@@ -21,7 +21,7 @@ async fn bodies_that_are_not_whole_jpegs_are_refused() {
     let user = app.user("alice").await;
     let (_, device) = app.device(&user, "Desk").await;
 
-    let png = std::fs::read(crate::helpers::fixture_path("coffee.png")).unwrap();
+    let png = std::fs::read(lastseen_cloud::testkit::image_path("coffee.png")).unwrap();
     assert_eq!(
         error_code(
             app.post_frame(&device, 1, AT, png).await,

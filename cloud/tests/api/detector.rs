@@ -2,9 +2,10 @@
 //! re-encoding), against the detections ONNX Runtime's Python API produced.
 
 use lastseen_cloud::detect::{load_model, load_runtime};
+use lastseen_cloud::testkit::image_path;
 use lastseen_shared::yolox::YoloxConfig;
 
-use crate::helpers::{assert_matches_expected, expected_detections, fixture_path, model_path};
+use crate::helpers::{assert_matches_expected, expected_detections, model_path};
 
 #[test]
 fn detections_on_every_fixture_match_the_reference() {
@@ -15,7 +16,7 @@ fn detections_on_every_fixture_match_the_reference() {
     let fixtures = expected.as_object().expect("expected.json is an object");
     assert_eq!(fixtures.len(), 4);
     for (name, want) in fixtures {
-        let image = image::open(fixture_path(name))
+        let image = image::open(image_path(name))
             .expect("fixture opens")
             .into_rgb8();
         let detections = model.detect(&image).expect("detects");

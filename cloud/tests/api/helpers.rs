@@ -1,141 +1,68 @@
-//! `spawn_app()`: the real server on a random port with a fresh data dir,
-//! and a client that talks to it as a device or a user would.
+//! `spawn_app()`: the real server on a random port with a fresh data dir
+//! (`lastseen_cloud::testkit::LocalCloud`), and a client that talks to it as
+//! a device or a user would.
 
-use std::io::Cursor;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lastseen_cloud::config::{Config, MqttMode, Secret};
+use lastseen_cloud::config::Config;
+use lastseen_cloud::testkit::{self, Api, CloudMqtt, LocalCloud};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
-pub(crate) const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
-
-pub(crate) fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
-
-pub(crate) fn model_path() -> PathBuf {
-    shared_dir().join("models/yolox_nano.onnx")
-}
-
-pub(crate) fn fixture_path(name: &str) -> PathBuf {
-    shared_dir().join("fixtures/images").join(name)
-}
+pub(crate) use lastseen_cloud::testkit::{PASSWORD, TEST_JWT_SECRET, model_path};
 
 pub(crate) fn expected_detections() -> Value {
-    let text =
-        std::fs::read_to_string(fixture_path("expected.json")).expect("expected.json is readable");
+    let path = testkit::image_path("expected.json");
+    let text = std::fs::read_to_string(path).expect("expected.json is readable");
     serde_json::from_str(&text).expect("expected.json is JSON")
 }
 
 /// The fixture as a device would send it: JPEG files as they are, PNGs
 /// re-encoded as high-quality JPEG.
 pub(crate) fn fixture_jpeg(name: &str) -> Vec<u8> {
-    let path = fixture_path(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if name.ends_with(".jpg") {
-        return bytes;
-    }
-    let image = image::load_from_memory(&bytes)
-        .expect("fixture decodes")
-        .into_rgb8();
-    let mut out = Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 98)
-        .encode_image(&image)
-        .expect("encodes");
-    out.into_inner()
+    testkit::fixture_jpeg(name, 98).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub(crate) fn trace_frame(index: usize) -> Vec<u8> {
-    let path = shared_dir().join(format!("fixtures/trace/frame_{index:04}.jpg"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    testkit::trace_frame(index).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
     pub(crate) client: reqwest::Client,
-    pub(crate) data_dir: tempfile::TempDir,
-    shutdown: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
-/// Settings every test shares: cheap password hashing, one detector worker.
-pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
-    Config {
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: data_dir.to_path_buf(),
-        model_path: model_path(),
-        detect_workers: 1,
-        detect_threads: 1,
-        argon2_memory_kib: 256,
-        argon2_iterations: 1,
-        // Every test client registers from 127.0.0.1; the throttling tests
-        // set their own limits.
-        register_max_per_client: 1000,
-        jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
-        log: "warn".to_owned(),
-        // Tests never take fixed ports: the ones that need MQTT ask for it
-        // with `with_embedded_mqtt` or `with_external_mqtt`.
-        mqtt: MqttMode::Off,
-        ..Config::default()
-    }
-}
-
-/// The embedded broker on a free loopback port.
-pub(crate) fn with_embedded_mqtt(config: &mut Config) {
-    config.mqtt = MqttMode::Embedded;
-    config.mqtt_listen = lastseen_cloud::mqtt::free_loopback_port().expect("a free port");
+    api: Api,
+    /// Stops the server when the test drops the app.
+    cloud: LocalCloud,
 }
 
 pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// The test config, changed by `customize`. Tests never take fixed ports: the
+/// ones that need MQTT ask for it (`crate::mqtt_client::use_broker`).
 pub(crate) async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut config = test_config(data_dir.path());
-    customize(&mut config);
-    lastseen_cloud::init_logs(&config.log);
-    let listener = lastseen_cloud::bind(config.bind)
+    let cloud = LocalCloud::start(CloudMqtt::Off, customize)
         .await
-        .expect("binds port 0");
-    let addr = listener.local_addr().expect("local addr");
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let server = tokio::spawn(lastseen_cloud::run(config, listener, async {
-        let _ = stop.await;
-    }));
-    let app = TestApp {
-        addr,
-        client: reqwest::Client::new(),
-        data_dir,
-        shutdown: Some(shutdown),
-    };
-    // The listener is bound, so this request waits in the backlog until the
-    // server is up; if startup fails instead, the server task ends first.
-    tokio::select! {
-        response = app.client.get(app.url("/api/v1/health")).send() => {
-            let response = response.expect("health request");
-            assert_eq!(response.status(), StatusCode::OK, "health: {:?}", response.text().await);
-        }
-        outcome = server => panic!("the server stopped during startup: {outcome:?}"),
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::new();
+    TestApp {
+        addr: cloud.addr(),
+        api: Api::with_client(client.clone(), &cloud.http_url()),
+        client,
+        cloud,
     }
-    app
 }
 
 impl TestApp {
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        self.cloud.url(path)
+    }
+
+    pub(crate) fn data_dir(&self) -> &Path {
+        self.cloud.data_dir()
     }
 
     pub(crate) async fn register(&self, username: &str, password: &str) -> reqwest::Response {
@@ -156,40 +83,17 @@ impl TestApp {
             .expect("login request")
     }
 
-    /// Registers `username` and returns a user access token.
+    /// Registers `username` (201) and returns a user access token.
     pub(crate) async fn user(&self, username: &str) -> String {
-        assert_eq!(
-            self.register(username, PASSWORD).await.status(),
-            StatusCode::CREATED
-        );
-        let body: Value = self
-            .login(username, PASSWORD)
-            .await
-            .json()
-            .await
-            .expect("login JSON");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
+        let user = self.api.user(username, PASSWORD).await;
+        user.unwrap_or_else(|e| panic!("{e}")).token
     }
 
-    /// Creates a device for the user and returns `(device_id, device_token)`.
+    /// Creates a device for the user (201) and returns `(device_id, device_token)`.
     pub(crate) async fn device(&self, user_token: &str, name: &str) -> (String, String) {
-        let response = self
-            .client
-            .post(self.url("/api/v1/devices"))
-            .bearer_auth(user_token)
-            .json(&json!({"name": name}))
-            .send()
-            .await
-            .expect("create device request");
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let body: Value = response.json().await.expect("device JSON");
-        (
-            body["id"].as_str().expect("id").to_owned(),
-            body["token"].as_str().expect("token").to_owned(),
-        )
+        let device = self.api.device(user_token, name, None).await;
+        let (id, token) = device.unwrap_or_else(|e| panic!("{e}"));
+        (id.to_string(), token)
     }
 
     /// `POST /devices/{id}/{action}` (`rotate`, `revoke`) as the owner; must
@@ -242,24 +146,26 @@ impl TestApp {
 
     /// Number of files in the blob store, to check that bad input stored nothing.
     pub(crate) fn blob_count(&self) -> usize {
-        fn count(dir: &std::path::Path) -> usize {
-            std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .map(|e| {
-                            if e.path().is_dir() {
-                                count(&e.path())
-                            } else {
-                                1
-                            }
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        count(&self.data_dir.path().join("blobs"))
+        file_count(&self.data_dir().join("blobs"))
     }
+}
+
+/// Number of files under `dir`, at any depth (0 when it does not exist).
+pub(crate) fn file_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    if e.path().is_dir() {
+                        file_count(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// The value of one sample in the cloud's /metrics, 0 when absent.

@@ -277,7 +277,7 @@ async fn a_storage_outage_answers_503_and_the_resent_frame_is_stored_once() {
     let user = app.user("alice").await;
     let (_, device) = app.device(&user, "Desk").await;
     // Break the blob store under the running server: its directory becomes a file.
-    let blobs = app.data_dir.path().join("blobs");
+    let blobs = app.data_dir().join("blobs");
     std::fs::remove_dir_all(&blobs).unwrap();
     std::fs::write(&blobs, b"not a directory").unwrap();
 

@@ -90,7 +90,7 @@ fn run(program: &str, args: &[&str]) -> Output {
 impl DynsecBroker {
     pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = lastseen_cloud::mqtt::free_loopback_port()
+        let port = lastseen_cloud::testkit::free_loopback_port()
             .expect("a free port")
             .port();
         let admin_password = uuid::Uuid::new_v4().simple().to_string();

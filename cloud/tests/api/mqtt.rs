@@ -9,6 +9,8 @@ use lastseen_shared::{DeviceState, DeviceStatus, GateSettings, Topics};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use lastseen_cloud::testkit::{CloudMqtt, LocalCloud};
+
 use crate::helpers::{TestApp, fixture_jpeg, metric, spawn_app_with, wait_for_metric};
 use crate::mqtt_client::{
     Broker, MqttDevice, PATIENCE, connect_device, envelope, envelope_v1, use_broker,
@@ -405,14 +407,14 @@ async fn the_embedded_broker_refuses_logins_without_a_valid_device_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_mqtt_port_is_a_startup_error_naming_the_setting() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = crate::helpers::test_config(data_dir.path());
-    crate::helpers::with_embedded_mqtt(&mut config);
-    config.mqtt_listen = taken.local_addr().unwrap();
-    let listener = lastseen_cloud::bind(config.bind).await.unwrap();
-    let error = lastseen_cloud::run(config, listener, std::future::pending())
-        .await
-        .expect_err("the port is taken");
+    let taken_addr = taken.local_addr().unwrap();
+    let started = LocalCloud::start(CloudMqtt::Embedded, |config| {
+        config.mqtt_listen = taken_addr;
+    })
+    .await;
+    let Err(error) = started else {
+        panic!("the port is taken");
+    };
     assert!(error.to_string().contains("mqtt_listen"), "{error}");
 }
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use lastseen_cloud::config::{Config, MqttMode};
+use lastseen_cloud::config::Config;
+use lastseen_cloud::testkit::CloudMqtt;
+pub(crate) use lastseen_cloud::testkit::MOSQUITTO;
 use lastseen_shared::envelope::{self, EnvelopeHeader};
 use lastseen_shared::signed::{self, SignedKind};
 use lastseen_shared::{Ack, DeviceId, DeviceKey, DeviceStatus, GateSettings, Topics};
@@ -31,20 +33,19 @@ pub(crate) enum Broker {
     Dynsec,
 }
 
-pub(crate) const MOSQUITTO: &str = "127.0.0.1:1883";
-
 /// The settings for `broker`; returns the address devices connect to.
 pub(crate) fn use_broker(config: &mut Config, broker: Broker) -> String {
     let unique = uuid::Uuid::new_v4().simple().to_string();
     match broker {
         Broker::Embedded => {
-            crate::helpers::with_embedded_mqtt(config);
+            CloudMqtt::Embedded.apply(config).expect("a free port");
             config.mqtt_listen.to_string()
         }
         Broker::Mosquitto => {
-            config.mqtt = MqttMode::External;
-            config.mqtt_url = Some(format!("mqtt://{MOSQUITTO}"));
-            config.mqtt_topic_prefix = format!("lastseen-test/{unique}");
+            let prefix = format!("lastseen-test/{unique}");
+            CloudMqtt::Mosquitto { prefix }
+                .apply(config)
+                .expect("no port to reserve");
             config.mqtt_shared_group = format!("g{unique}");
             MOSQUITTO.to_owned()
         }

@@ -463,7 +463,7 @@ async fn dynsec_reconcile_removes_logins_the_cloud_did_not_hear_about() {
 
     // Another cloud on the same database, without MQTT, deletes the device:
     // this cloud's announcements never see it, its reconcile pass does.
-    let database = s.app.data_dir.path().to_path_buf();
+    let database = s.app.data_dir().to_path_buf();
     let other = spawn_app_with(|config| {
         config.database_url = Some(format!(
             "sqlite://{}",

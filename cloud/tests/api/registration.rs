@@ -47,7 +47,7 @@ async fn register_with(app: &TestApp, username: &str, invite: Option<&str>) -> r
 
 /// The app's own SQLite database, opened beside it as an operator would.
 async fn store_of(app: &TestApp) -> SqliteStore {
-    let path = app.data_dir.path().join("lastseen.db");
+    let path = app.data_dir().join("lastseen.db");
     SqliteStore::connect(&format!("sqlite://{}", path.display()), 1)
         .await
         .expect("the app's database")

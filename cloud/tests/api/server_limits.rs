@@ -455,7 +455,7 @@ async fn past_the_connection_cap_a_connection_gets_503_and_the_open_ones_are_ser
 }
 
 fn free_port() -> SocketAddr {
-    lastseen_cloud::mqtt::free_loopback_port().expect("a free port")
+    lastseen_cloud::testkit::free_loopback_port().expect("a free port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

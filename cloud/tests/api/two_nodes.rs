@@ -3,14 +3,13 @@
 //! the shared subscription splits the frames, and each is stored once.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use lastseen_cloud::config::MqttMode;
+use lastseen_cloud::testkit::{CloudMqtt, tiny_jpeg};
 use lastseen_shared::Topics;
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, file_count, spawn_app_with};
 use crate::mqtt_client::{MOSQUITTO, MqttDevice, connect_device, envelope};
 
 const DEVICES: usize = 10;
@@ -75,18 +74,6 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A small valid JPEG: detection still runs on it, cheaply.
-fn tiny_jpeg(shade: u8) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(64, 48, |x, y| {
-        image::Rgb([shade, (x * 4) as u8, (y * 5) as u8])
-    });
-    let mut out = Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
-        .encode_image(&image)
-        .expect("encodes");
-    out.into_inner()
-}
-
 async fn node(
     database_url: &str,
     blob_dir: &std::path::Path,
@@ -99,9 +86,10 @@ async fn node(
         // Every frame carries the same picture: count one image per frame
         // rather than one shared image per device.
         config.skip_unchanged_images = false;
-        config.mqtt = MqttMode::External;
-        config.mqtt_url = Some(format!("mqtt://{MOSQUITTO}"));
-        config.mqtt_topic_prefix = prefix.to_owned();
+        let mosquitto = CloudMqtt::Mosquitto {
+            prefix: prefix.to_owned(),
+        };
+        mosquitto.apply(config).expect("no port to reserve");
         config.mqtt_shared_group = group.to_owned();
         // Room for every device's window: few frames are refused for
         // overload, and the resend below covers those.
@@ -144,7 +132,9 @@ async fn two_nodes_split_a_thousand_mqtt_frames_and_store_each_once() {
         let (id, token) = first.device(&user, &format!("camera-{index}")).await;
         devices.push((connect_device(MOSQUITTO, &topics, &id, &token).await, token));
     }
-    let jpegs: Vec<Vec<u8>> = (0..DEVICES).map(|i| tiny_jpeg(i as u8 * 20)).collect();
+    let jpegs: Vec<Vec<u8>> = (0..DEVICES)
+        .map(|i| tiny_jpeg(i as u8 * 20).expect("encodes"))
+        .collect();
 
     // Each device keeps up to WINDOW frames unacknowledged, as an agent
     // sending from its spool does, and resends one that got no ack in time.
@@ -204,7 +194,7 @@ async fn two_nodes_split_a_thousand_mqtt_frames_and_store_each_once() {
             .expect("count frames");
     let total = (DEVICES as u64 * FRAMES_PER_DEVICE) as i64;
     assert_eq!((frames, distinct), (total, total));
-    let blob_files = walk(blobs.path());
+    let blob_files = file_count(blobs.path());
     assert_eq!(blob_files, total as usize);
 
     let (by_first, by_second) = (stored_by(&first).await, stored_by(&second).await);
@@ -216,21 +206,4 @@ async fn two_nodes_split_a_thousand_mqtt_frames_and_store_each_once() {
     for (device, _) in &devices {
         device.clear_retained().await;
     }
-}
-
-fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| {
-                    if e.path().is_dir() {
-                        walk(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }

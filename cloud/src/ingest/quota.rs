@@ -4,7 +4,7 @@
 //! each sweep; this refuses new ones between sweeps, so the disk never holds
 //! more than the quota whatever the sweep interval. A user cannot lift it.
 //!
-//! A user's usage is read from the store ([`Store::stored_bytes`], each
+//! A user's usage is read from the store ([`RetentionStore::stored_bytes`], each
 //! image once) at most every `user_quota_refresh_secs`; in between, this node
 //! adds what it stores. Frames in flight hold a reservation of their size, so
 //! concurrent frames cannot all pass on the same free space. Deletions (by

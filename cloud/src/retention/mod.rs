@@ -6,7 +6,7 @@
 //! each no looser than the configured one (the operator's limits are upper
 //! bounds: [`RetentionLimits::within`]).
 //! It deletes the oldest frames first, a bounded batch per transaction
-//! ([`Store::delete_frames`], which also repairs `last_seen`), then the
+//! ([`RetentionStore::delete_frames`], which also repairs `last_seen`), then the
 //! images no remaining frame points at. Frames of an unchanged scene share
 //! one image, so an image goes with the last frame pointing at it.
 //!

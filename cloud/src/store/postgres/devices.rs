@@ -155,7 +155,7 @@ impl DeviceStore for PgStore {
 
     /// Deleting the device row cascades to its frames and `last_seen` rows, and
     /// from the frames to their detections. The device is locked first (see
-    /// [`LOCK_DEVICE`]), so the key read sees every frame the cascade deletes.
+    /// `LOCK_DEVICE`), so the key read sees every frame the cascade deletes.
     async fn delete_device(&self, owner: UserId, id: DeviceId) -> StoreResult<Option<Vec<String>>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let found = sqlx::query(LOCK_DEVICE)

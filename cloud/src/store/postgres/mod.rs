@@ -1,4 +1,4 @@
-//! The production [`Store`]: PostgreSQL, shared by every cloud node.
+//! The production [`Store`](super::Store): PostgreSQL, shared by every cloud node.
 //!
 //! Invariants:
 //! - Migrations (`migrations/postgres`) run at connect, under sqlx's advisory
@@ -36,7 +36,7 @@ use rows::db;
 /// Shown in `pg_stat_activity` unless the URL names another.
 const APPLICATION_NAME: &str = "lastseen-cloud";
 
-/// A [`Store`] backed by a PostgreSQL database.
+/// A [`Store`](super::Store) backed by a PostgreSQL database.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,

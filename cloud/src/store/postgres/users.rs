@@ -141,7 +141,7 @@ impl UserStore for PgStore {
     ///
     /// Under READ COMMITTED a frame committed between the key read and the
     /// DELETE would be cascaded away with its image forgotten, so the user and
-    /// their devices are locked first (see [`LOCK_USER`]); the key read, a new
+    /// their devices are locked first (see `LOCK_USER`); the key read, a new
     /// statement, then sees every frame there will ever be.
     async fn delete_user(&self, id: UserId) -> StoreResult<Option<Vec<String>>> {
         let mut tx = self.pool.begin().await.map_err(db)?;

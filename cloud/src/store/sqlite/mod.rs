@@ -1,4 +1,4 @@
-//! The embedded [`Store`]: one SQLite file in WAL mode.
+//! The embedded [`Store`](super::Store): one SQLite file in WAL mode.
 //!
 //! Invariants:
 //! - Every connection runs with `foreign_keys = ON`, so cascades and the
@@ -45,7 +45,7 @@ const FILE_NAME: &str = "lastseen.sqlite3";
 /// the single writer, and more connections than that buys nothing on SQLite.
 const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 
-/// A [`Store`] backed by one SQLite database file.
+/// A [`Store`](super::Store) backed by one SQLite database file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::caller::{Body, Caller};
 use super::{fetch_document, operations};

@@ -52,6 +52,8 @@ pub struct LocalCloud {
     /// Kept for the node's lifetime: `config.data_dir` points into it.
     data_dir: tempfile::TempDir,
     running: Option<Running>,
+    /// The health wait's client, kept (with its pooled connection) for the caller.
+    client: reqwest::Client,
 }
 
 impl LocalCloud {
@@ -74,6 +76,7 @@ impl LocalCloud {
             config,
             data_dir,
             running: None,
+            client: reqwest::Client::new(),
         };
         cloud.restart().await?;
         Ok(cloud)
@@ -106,7 +109,6 @@ impl LocalCloud {
     /// Polls `/api/v1/health` until it answers, the node ends (its own error
     /// then says why), or [`STARTUP_LIMIT`] passes.
     async fn wait_until_healthy(&mut self) -> Result<(), LocalCloudError> {
-        let client = reqwest::Client::new();
         let health = self.url("/api/v1/health");
         let deadline = tokio::time::Instant::now() + STARTUP_LIMIT;
         loop {
@@ -118,7 +120,8 @@ impl LocalCloud {
                 self.stop().await?;
                 return Err(LocalCloudError::Exited);
             }
-            let answer = client
+            let answer = self
+                .client
                 .get(&health)
                 .timeout(HEALTH_REQUEST_LIMIT)
                 .send()
@@ -131,6 +134,12 @@ impl LocalCloud {
             }
             tokio::time::sleep(HEALTH_POLL).await;
         }
+    }
+
+    /// The client that waited for the node: it keeps its connection open
+    /// from startup, which tests that count connections rely on.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// The settings of the node, as it runs now.

@@ -47,7 +47,7 @@ pub(crate) async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestA
     let cloud = LocalCloud::start(CloudMqtt::Off, customize)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let client = reqwest::Client::new();
+    let client = cloud.client().clone();
     TestApp {
         addr: cloud.addr(),
         api: Api::with_client(client.clone(), &cloud.http_url()),

@@ -8,9 +8,10 @@ use lastseen_shared::{DeviceId, DeviceStatus, GateSettings};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentDevice, CurrentUser};
-use super::{AppState, HttpLimits};
+use crate::state::AppState;
 
 pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -19,7 +19,9 @@ pub mod mqtt;
 pub mod query;
 pub mod retention;
 pub mod serve;
+pub mod state;
 pub mod store;
+pub mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod web;
@@ -37,15 +39,17 @@ use blob::{BlobError, BlobStore, DirBlobStore, S3BlobStore, S3Settings};
 use config::Config;
 use detect::{DetectorPool, PoolSettings};
 use devices::Devices;
-use devices::control::DeviceControl;
 use devices::credentials::CredentialEvents;
-use http::{AppState, HttpLimits};
+use devices::settings::DeviceControl;
+use http::HttpLimits;
 use ingest::{Admission, AdmissionSettings, Budget, Ingest, UnchangedImages};
 use live::LiveHub;
 use metrics::Metrics;
 use query::Sightings;
 use retention::{MaintenanceSettings, Retention};
+use state::AppState;
 use store::{PgStore, RetentionLimits, SqliteStore, Store};
+use tasks::spawn_named;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -322,7 +326,7 @@ pub async fn run(
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
     let limits = serve::ServeLimits::from_config(&config);
-    let scrape = metrics::router(state.clone(), config.metrics_token.clone());
+    let scrape = http::metrics::router(state.clone(), config.metrics_token.clone());
     let mut app = http::router(state.clone()).merge(web::router());
     // Both listeners stop on the one shutdown signal.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -369,16 +373,4 @@ pub const QUIET_LOG_TARGETS: &[&str] = &["rumqttd"];
 /// The cloud's logs: `filter` (or `RUST_LOG`) with [`QUIET_LOG_TARGETS`] off.
 pub fn init_logs(filter: &str) {
     lastseen_shared::service::init_logs_quieting(filter, QUIET_LOG_TARGETS);
-}
-
-/// Every background task goes through here, so each has a name in the logs.
-pub fn spawn_named<F>(name: &'static str, task: F) -> tokio::task::JoinHandle<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    tracing::debug!(task = name, "starting background task");
-    tokio::spawn(async move {
-        task.await;
-        tracing::debug!(task = name, "background task ended");
-    })
 }

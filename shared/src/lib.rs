@@ -9,10 +9,15 @@
 //! with the per-device MAC key that authenticates frames, and the signed
 //! wrapper of the cloud's acks and settings.
 //!
+//! Beside them, two rules both binaries follow when they connect: the broker
+//! URLs they accept ([`BrokerUrl`]) and the reconnect [`Backoff`].
+//!
 //! Behind features, the few run-time pieces both binaries need the same:
 //! `onnx` (loading ONNX Runtime, one YOLOX session) and `service` (logs,
 //! shutdown signal).
 
+pub mod backoff;
+pub mod broker_url;
 pub mod detection;
 pub mod device_key;
 pub mod envelope;
@@ -30,6 +35,8 @@ pub mod topics;
 #[cfg(feature = "yolox")]
 pub mod yolox;
 
+pub use backoff::Backoff;
+pub use broker_url::{BrokerUrl, BrokerUrlError};
 pub use detection::{BBox, Detection, Label, LabelError};
 pub use device_key::DeviceKey;
 pub use envelope::{Credential, Envelope, EnvelopeError, EnvelopeHeader, Measurement};

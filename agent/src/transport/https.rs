@@ -132,6 +132,7 @@ impl Https {
 
     /// Sends spooled frames until shutdown, after learning where the
     /// device's seqs stand in the cloud.
+    #[tracing::instrument(name = "https_transport", skip_all, fields(device = %self.ctx.device))]
     pub async fn send_frames(&self, mut shutdown: Shutdown) {
         let ctx = &self.ctx;
         let mut backoff = ctx.backoff();
@@ -300,6 +301,7 @@ impl Https {
     }
 
     /// Fetches gate settings every `settings_poll_secs` (first at start).
+    #[tracing::instrument(name = "https_settings", skip_all)]
     pub async fn poll_settings(&self, mut shutdown: Shutdown) {
         let every = self.ctx.cloud.settings_poll_secs;
         if every == 0 {
@@ -336,6 +338,7 @@ impl Https {
     }
 
     /// Posts the status message every `status_interval_secs` (first at start).
+    #[tracing::instrument(name = "https_status", skip_all)]
     pub async fn post_status(&self, mut shutdown: Shutdown) {
         let every = Duration::from_secs(self.ctx.cloud.status_interval_secs);
         loop {

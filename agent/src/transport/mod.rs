@@ -4,7 +4,8 @@
 //!
 //! Both transports take frames from the spool oldest first and delete a frame
 //! only when the cloud confirmed it (HTTP 2xx, or its seq in an MQTT ack), or
-//! refused it for good. Failures wait with [`backoff::Backoff`].
+//! refused it for good. Failures wait with a
+//! [`Backoff`] (the cloud's MQTT session uses the same).
 //!
 //! Seqs are the device's, but the cloud remembers them: an agent whose spool
 //! was emptied or restored learns the device's highest stored seq (HTTPS:
@@ -14,7 +15,6 @@
 //! never dropped: it is renumbered above the cloud's highest seq and sent
 //! again ([`Context::renumber`]).
 
-pub mod backoff;
 pub mod https;
 pub mod ledger;
 pub mod mqtt;
@@ -22,7 +22,7 @@ pub mod mqtt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use lastseen_shared::{DeviceId, DeviceState, DeviceStatus, GateSettings};
+use lastseen_shared::{Backoff, DeviceId, DeviceState, DeviceStatus, GateSettings};
 use tokio::sync::watch;
 
 use crate::Shutdown;
@@ -47,8 +47,8 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn backoff(&self) -> backoff::Backoff {
-        backoff::Backoff::new(
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(
             Duration::from_millis(self.cloud.backoff_initial_ms),
             Duration::from_millis(self.cloud.backoff_max_ms),
         )

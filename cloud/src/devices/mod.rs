@@ -1,10 +1,11 @@
 //! Devices: the cameras a user registers, each with its own token.
 //!
 //! Every call is scoped to the owner: another user's device is "not found".
-//! [`control`] holds the settings pushed to devices and the status they report.
+//! [`settings`] holds the gate settings pushed to devices and the status
+//! they report back.
 
-pub mod control;
 pub mod credentials;
+pub mod settings;
 
 use std::sync::Arc;
 

@@ -12,11 +12,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, CurrentUser};
 use super::openapi::{JsonTooLarge, NotJson, PasswordChecksBusy, UserTokenRefused};
-use super::{AppState, HttpLimits};
 use crate::auth::AccessToken;
+use crate::state::AppState;
 
 pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -8,10 +8,11 @@ use lastseen_shared::{DeviceId, DeviceStatus, GateSettings};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentDevice, CurrentUser};
 use super::openapi::{DeviceTokenRefused, JsonTooLarge, NotJson, UserTokenRefused};
-use super::{AppState, HttpLimits};
+use crate::state::AppState;
 
 pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

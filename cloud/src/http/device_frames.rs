@@ -11,10 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, CurrentUser};
 use super::openapi::UserTokenRefused;
+use crate::state::AppState;
 use crate::store::FrameRecord;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

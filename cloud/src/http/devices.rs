@@ -11,11 +11,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentUser};
 use super::openapi::{JsonTooLarge, NotJson, UserTokenRefused};
-use super::{AppState, HttpLimits};
-use crate::devices::control::DeviceOverview;
+use crate::devices::settings::DeviceOverview;
+use crate::state::AppState;
 
 pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::devices::DeviceError;
-use crate::devices::control::ControlError;
-use crate::ingest::{IngestError, MetaError};
+use crate::devices::settings::ControlError;
+use crate::ingest::{IngestError, IngestErrorKind, MetaError};
 use crate::query::QueryError;
 use crate::retention::RetentionError;
 
@@ -41,9 +41,6 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after_secs: Option<u32>,
-    /// The `reason` label of a dropped frame on `/metrics`, when it should
-    /// say more than `code`.
-    reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -53,7 +50,6 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
-            reason: None,
         }
     }
 
@@ -95,7 +91,7 @@ impl ApiError {
         self.status
     }
 
-    /// The stable code, also used in MQTT `Ack.rejected`.
+    /// The stable code clients branch on.
     pub fn code(&self) -> &'static str {
         self.code
     }
@@ -112,16 +108,6 @@ impl ApiError {
 
     pub fn retry_after_secs(&self) -> Option<u32> {
         self.retry_after_secs
-    }
-
-    /// The metric label of a refused frame: `code` unless set otherwise.
-    pub fn reason(&self) -> &'static str {
-        self.reason.unwrap_or(self.code)
-    }
-
-    fn with_reason(mut self, reason: &'static str) -> Self {
-        self.reason = Some(reason);
-        self
     }
 }
 
@@ -261,61 +247,38 @@ impl From<MetaError> for ApiError {
 
 impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
-        use crate::detect::ImageError;
-        use crate::ingest::admission::Scope;
-        match &error {
-            IngestError::Image(ImageError::NotJpeg) => {
-                ApiError::unsupported_media_type(error.to_string())
-            }
-            IngestError::Image(ImageError::TooLarge { .. }) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "image_too_large",
-                error.to_string(),
-            ),
-            IngestError::Image(_) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unprocessable_image",
-                error.to_string(),
-            ),
-            // The Retry-After value is filled in by the handler, which knows the config.
-            IngestError::Overloaded => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "the service is busy; retry later",
-            ),
-            // The same answer as a full queue (the device keeps the frame and
-            // sends it again), with the wait its bucket needs.
-            IngestError::OverBudget(over) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                error.to_string(),
-            )
-            .with_retry_after(over.retry_after_secs)
-            .with_reason(match over.scope {
-                Scope::Device => "over_device_budget",
-                Scope::Owner => "over_owner_budget",
-            }),
-            // 507: a 5xx, so no client deletes the frame; it is not stored.
-            IngestError::OverQuota(_) => ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "quota_exceeded",
-                error.to_string(),
-            ),
-            // The frame is not stored: a 503 makes the device keep it and
-            // send it again, where a 500 would read as "this frame is bad".
-            IngestError::Store(_) | IngestError::Blob(_) => {
-                log_failure(&error);
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "storage is unavailable; retry later",
-                )
-            }
+        let kind = error.kind();
+        let status = match kind {
+            IngestErrorKind::NotJpeg => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestErrorKind::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestErrorKind::UnprocessableImage => StatusCode::UNPROCESSABLE_ENTITY,
             // Not a resend: the device must continue above its highest seq.
-            IngestError::SeqConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "seq_conflict", error.to_string())
+            IngestErrorKind::SeqConflict => StatusCode::CONFLICT,
+            // 507: a 5xx, so no client deletes the frame; it is not stored.
+            IngestErrorKind::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+            // A budget refusal is the same answer as a full queue (the device
+            // keeps the frame and sends it again), with the wait its bucket
+            // needs. The frame is not stored: a 503 makes the device keep it
+            // and send it again, where a 500 would read as "this frame is bad".
+            IngestErrorKind::Overloaded
+            | IngestErrorKind::OverDeviceBudget { .. }
+            | IngestErrorKind::OverOwnerBudget { .. }
+            | IngestErrorKind::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            IngestErrorKind::DetectorFailed => return ApiError::internal(&error),
+        };
+        let message = match kind {
+            // The Retry-After value is filled in by the handler, which knows the config.
+            IngestErrorKind::Overloaded => "the service is busy; retry later".to_owned(),
+            IngestErrorKind::StorageUnavailable => {
+                log_failure(&error);
+                "storage is unavailable; retry later".to_owned()
             }
-            IngestError::Detect(_) => ApiError::internal(&error),
+            _ => error.to_string(),
+        };
+        let answer = ApiError::new(status, kind.code(), message);
+        match kind.retry_after_secs() {
+            Some(secs) => answer.with_retry_after(secs),
+            None => answer,
         }
     }
 }

@@ -5,9 +5,9 @@ use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use super::AppState;
 use super::error::ApiError;
 use crate::auth::Session;
+use crate::state::AppState;
 use crate::store::DeviceRecord;
 
 /// `axum::Json` with JSON-shaped rejections.

@@ -12,13 +12,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
+use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, CurrentDevice, CurrentUser};
-use super::{AppState, HttpLimits};
 use crate::auth::Session;
 use crate::ingest::{FrameMeta, IngestOutcome, meta};
 use crate::metrics::{FrameOutcome, Transport};
 use crate::query::ImageOptions;
+use crate::state::AppState;
 use crate::store::StoredFrame;
 
 const SEQ_HEADER: &str = "x-frame-seq";
@@ -135,37 +136,24 @@ async fn ingest(
     headers: HeaderMap,
     body: Request,
 ) -> Result<(StatusCode, Json<FrameAccepted>), ApiError> {
-    let answer = accept(&state, device, &headers, body).await;
-    let outcome = match &answer {
-        Ok((StatusCode::CREATED, _)) => FrameOutcome::Stored,
-        Ok(_) => FrameOutcome::Resent,
-        Err(error) if error.status().is_client_error() => FrameOutcome::Rejected(error.code()),
-        Err(error) => FrameOutcome::Dropped(error.reason()),
-    };
-    state.metrics.frame(Transport::Http, outcome);
-    answer
-}
-
-async fn accept(
-    state: &AppState,
-    device: Result<CurrentDevice, ApiError>,
-    headers: &HeaderMap,
-    body: Request,
-) -> Result<(StatusCode, Json<FrameAccepted>), ApiError> {
-    let CurrentDevice(device) = device?;
-    require_jpeg_content_type(headers)?;
-    let frame_meta = FrameMeta {
-        seq: meta::parse_seq(header_text(headers, SEQ_HEADER)?)?,
-        captured_at: meta::parse_captured_at(
-            header_text(headers, CAPTURED_AT_HEADER)?,
-            Utc::now(),
-        )?,
-    };
-    // Within `max_frame_bytes` (the route's DefaultBodyLimit).
-    let body = Bytes::from_request(body, state).await?;
+    let (CurrentDevice(device), frame_meta, body) =
+        match receive(&state, device, &headers, body).await {
+            Ok(frame) => frame,
+            Err(error) => {
+                // Refused before ingest (token, headers, body): counted here;
+                // `ingest_counted` counts the rest.
+                let outcome = if error.status().is_client_error() {
+                    FrameOutcome::Rejected(error.code())
+                } else {
+                    FrameOutcome::Dropped(error.code())
+                };
+                state.metrics.frame(Transport::Http, outcome);
+                return Err(error);
+            }
+        };
     let outcome = state
         .ingest
-        .ingest(&device, frame_meta, body)
+        .ingest_counted(&state.metrics, Transport::Http, &device, frame_meta, body)
         .await
         .map_err(|error| {
             // Every 503 here means "keep the frame and send it again later".
@@ -192,6 +180,27 @@ async fn accept(
             clock_skewed: stored.frame.clock_skewed,
         }),
     ))
+}
+
+/// The device, the frame's headers and its body, checked in that order.
+async fn receive(
+    state: &AppState,
+    device: Result<CurrentDevice, ApiError>,
+    headers: &HeaderMap,
+    body: Request,
+) -> Result<(CurrentDevice, FrameMeta, Bytes), ApiError> {
+    let device = device?;
+    require_jpeg_content_type(headers)?;
+    let frame_meta = FrameMeta {
+        seq: meta::parse_seq(header_text(headers, SEQ_HEADER)?)?,
+        captured_at: meta::parse_captured_at(
+            header_text(headers, CAPTURED_AT_HEADER)?,
+            Utc::now(),
+        )?,
+    };
+    // Within `max_frame_bytes` (the route's DefaultBodyLimit).
+    let body = Bytes::from_request(body, state).await?;
+    Ok((device, frame_meta, body))
 }
 
 /// The calling device's highest stored seq (device token).

@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use crate::live::{Handshake, LiveEvent, LiveFrame};
+use crate::state::AppState;
 
 /// Close code for a missing, invalid, expired or logged-out token (private range).
 pub(crate) const CLOSE_UNAUTHORIZED: u16 = 4401;

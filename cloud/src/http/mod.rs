@@ -11,12 +11,12 @@ mod extract;
 mod frames;
 mod health;
 mod live;
+pub mod metrics;
 mod openapi;
 mod registration;
 mod retention;
 mod sightings;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -28,16 +28,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::Accounts;
-use crate::devices::Devices;
-use crate::devices::control::DeviceControl;
-use crate::devices::credentials::CredentialEvents;
-use crate::ingest::Ingest;
-use crate::live::LiveHub;
-use crate::metrics::Metrics;
-use crate::query::Sightings;
-use crate::retention::Retention;
-use crate::store::Store;
+use crate::state::AppState;
 use error::ApiError;
 
 /// Limits the HTTP layer itself enforces.
@@ -57,23 +48,6 @@ pub struct HttpLimits {
     pub live_ping_interval: Duration,
     /// A live message the browser does not take in this time closes its socket.
     pub live_send_timeout: Duration,
-}
-
-/// Everything a handler may reach: cheap to clone, one `Arc` per service.
-#[derive(Clone)]
-pub struct AppState {
-    pub accounts: Arc<Accounts>,
-    pub devices: Arc<Devices>,
-    /// Device credential changes, for the MQTT broker's sessions and logins.
-    pub credentials: CredentialEvents,
-    pub control: Arc<DeviceControl>,
-    pub ingest: Arc<Ingest>,
-    pub sightings: Arc<Sightings>,
-    pub live: LiveHub,
-    pub retention: Arc<Retention>,
-    pub store: Arc<dyn Store>,
-    pub metrics: Arc<Metrics>,
-    pub limits: Arc<HttpLimits>,
 }
 
 pub fn router(state: AppState) -> Router {

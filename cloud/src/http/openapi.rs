@@ -25,8 +25,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::error::ErrorBody;
+use crate::state::AppState;
 
 /// Where the API lives; every documented path starts with it.
 pub(super) const PREFIX: &str = "/api/v1";

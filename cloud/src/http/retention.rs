@@ -8,11 +8,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, CurrentUser};
 use super::openapi::{JsonTooLarge, NotJson, UserTokenRefused};
-use super::{AppState, HttpLimits};
 use crate::retention::{LimitsSource, UserRetention};
+use crate::state::AppState;
 use crate::store::RetentionLimits;
 
 pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {

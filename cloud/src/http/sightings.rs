@@ -9,13 +9,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, CurrentUser};
 use super::frames::image_url;
 use super::openapi::UserTokenRefused;
 use crate::auth::Session;
 use crate::query::DetectionFilter;
+use crate::state::AppState;
 use crate::store::{DetectionRow, Sighting};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

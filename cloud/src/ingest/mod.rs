@@ -13,6 +13,7 @@
 //! its own (`unchanged`).
 
 pub mod admission;
+mod error;
 pub mod meta;
 pub mod quota;
 pub mod unchanged;
@@ -24,60 +25,18 @@ use chrono::Utc;
 use lastseen_shared::{DeviceId, FrameId, UserId};
 
 pub use admission::{Admission, AdmissionSettings, Budget, OverBudget};
+pub use error::{IngestError, IngestErrorKind};
 pub use meta::{FrameMeta, MetaError};
 pub use quota::OverQuota;
 pub use unchanged::UnchangedImages;
 
-use crate::blob::{BlobError, BlobKey, BlobStore};
-use crate::detect::{DetectError, DetectorPool, ImageError, sniff_jpeg};
+use crate::blob::{BlobKey, BlobStore};
+use crate::detect::{DetectError, DetectorPool, sniff_jpeg};
+use crate::metrics::{FrameOutcome, Metrics, Transport};
 use crate::store::{
     DeviceRecord, FrameIdentity, FrameRecord, FrameStore, ImageDigest, InsertOutcome, NewFrame,
     StoreError, StoredFrame,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    #[error("the detection queue is full")]
-    Overloaded,
-    #[error(transparent)]
-    OverBudget(#[from] OverBudget),
-    #[error(transparent)]
-    OverQuota(#[from] OverQuota),
-    #[error(transparent)]
-    Detect(DetectError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Blob(#[from] BlobError),
-    /// The device already stored another frame (another `captured_at` or
-    /// image) under this seq.
-    #[error("seq {seq} is already stored for another frame of this device; continue above its highest stored seq ({})", highest_seq.map_or_else(|| "none".to_owned(), |s| s.to_string()))]
-    SeqConflict {
-        seq: u64,
-        /// The device's highest stored seq when the conflict was found.
-        highest_seq: Option<u64>,
-    },
-}
-
-impl From<quota::QuotaError> for IngestError {
-    fn from(error: quota::QuotaError) -> Self {
-        match error {
-            quota::QuotaError::Over(over) => IngestError::OverQuota(over),
-            quota::QuotaError::Store(store) => IngestError::Store(store),
-        }
-    }
-}
-
-impl From<DetectError> for IngestError {
-    fn from(error: DetectError) -> Self {
-        match error {
-            DetectError::Image(image) => IngestError::Image(image),
-            other => IngestError::Detect(other),
-        }
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum IngestOutcome {
@@ -142,6 +101,27 @@ impl Ingest {
     pub fn with_unchanged_images(mut self, unchanged: UnchangedImages) -> Self {
         self.unchanged = unchanged;
         self
+    }
+
+    /// [`Ingest::ingest`], counted on `metrics` under `transport`: the one
+    /// place where the outcome of a frame that reached ingest is counted,
+    /// for both adapters (each counts only what it refused before).
+    pub async fn ingest_counted(
+        &self,
+        metrics: &Metrics,
+        transport: Transport,
+        device: &DeviceRecord,
+        meta: FrameMeta,
+        jpeg: Bytes,
+    ) -> Result<IngestOutcome, IngestError> {
+        let result = self.ingest(device, meta, jpeg).await;
+        let outcome = match &result {
+            Ok(IngestOutcome::Stored(_)) => FrameOutcome::Stored,
+            Ok(IngestOutcome::Resent(_)) => FrameOutcome::Resent,
+            Err(error) => error.kind().frame_outcome(),
+        };
+        metrics.frame(transport, outcome);
+        result
     }
 
     #[tracing::instrument(skip_all, fields(device = %device.id, seq = meta.seq))]

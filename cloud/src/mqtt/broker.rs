@@ -17,12 +17,9 @@ use std::net::SocketAddr;
 
 use rumqttd::{Broker, ConnectionSettings, RouterConfig, ServerSettings};
 
-use super::MqttError;
 use super::guard::Upstream;
+use super::{CLOUD_USERNAME, MqttError};
 use crate::config::{Config, Secret};
-
-/// The username of the cloud's own client on the internal listener.
-pub(super) const CLOUD_USERNAME: &str = "lastseen-cloud";
 
 /// Milliseconds a new connection has to send its CONNECT (the guard's
 /// timeout for devices, which includes a TLS handshake, too).

@@ -7,12 +7,13 @@
 //!   until 0.3) a valid token of that device. Anything else is dropped
 //!   without an answer (no ack goes to a device that did not prove who it
 //!   is) and counted.
-//! - Stored now or earlier: `acked`. Refused for good (the 4xx of the REST
-//!   API): `rejected` with the same error code; a `seq_conflict` also
-//!   carries the device's `highest_seq`, so the agent can send the frame
-//!   again above it. The answer to a v2 envelope
-//!   is signed with the device's key; to a v1 envelope it stays plain JSON,
-//!   which is all that agents of earlier releases read.
+//! - Stored now or earlier: `acked`. Refused for good
+//!   (`IngestErrorKind::is_permanent`, the 4xx of the REST API): `rejected`
+//!   with the same error code; a `seq_conflict` also carries the device's
+//!   `highest_seq`, so the agent can send the frame again above it. The
+//!   answer to a v2 envelope is signed with the device's key; to a v1
+//!   envelope it stays plain JSON, which is all that agents of earlier
+//!   releases read.
 //! - Refused for now (queue full, the device's or account's share of the
 //!   detectors used up, the account's storage quota full, storage down,
 //!   detector failure): dropped and counted; the device resends it because
@@ -25,10 +26,8 @@ use lastseen_shared::messages::Rejected;
 use lastseen_shared::{Ack, DeviceId, DeviceKey};
 
 use crate::auth::{Accounts, AuthError};
-use crate::http::error::ApiError;
-use crate::ingest::admission::Scope;
-use crate::ingest::{FrameMeta, Ingest, IngestError, IngestOutcome, MetaError, meta};
-use crate::metrics::FrameOutcome;
+use crate::ingest::{FrameMeta, Ingest, IngestError, IngestErrorKind, MetaError, meta};
+use crate::metrics::{FrameOutcome, Metrics, Transport};
 
 /// Why a frame got no answer at all; each is a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +87,20 @@ impl Dropped {
     }
 }
 
+impl From<IngestErrorKind> for Dropped {
+    /// Why a frame ingest refused for now got no answer.
+    fn from(kind: IngestErrorKind) -> Self {
+        match kind {
+            IngestErrorKind::Overloaded => Dropped::Overloaded,
+            IngestErrorKind::OverDeviceBudget { .. } => Dropped::OverDeviceBudget,
+            IngestErrorKind::OverOwnerBudget { .. } => Dropped::OverOwnerBudget,
+            IngestErrorKind::QuotaExceeded => Dropped::QuotaExceeded,
+            IngestErrorKind::DetectorFailed => Dropped::DetectorFailed,
+            _ => Dropped::StorageUnavailable,
+        }
+    }
+}
+
 /// What happened to one frame message.
 #[derive(Clone, Debug)]
 pub enum Verdict {
@@ -95,8 +108,6 @@ pub enum Verdict {
     Answer {
         device: DeviceId,
         ack: Ack,
-        /// For the metrics: stored, resent or rejected.
-        outcome: FrameOutcome,
         /// Sign the answer with this key (v2); `None`: plain JSON (v1).
         key: Option<DeviceKey>,
     },
@@ -104,37 +115,43 @@ pub enum Verdict {
     Drop(Dropped),
 }
 
-/// Runs one frames-topic message through verification and ingest.
+/// Runs one frames-topic message through verification and ingest, and
+/// counts it on `metrics` (what ingest refused, ingest counts).
 pub async fn handle(
     accounts: &Accounts,
     ingest: &Ingest,
+    metrics: &Metrics,
     topic_device: DeviceId,
     payload: Bytes,
 ) -> Verdict {
+    let drop = |reason: Dropped| {
+        metrics.frame(Transport::Mqtt, FrameOutcome::Dropped(reason.as_str()));
+        Verdict::Drop(reason)
+    };
     let Ok(envelope) = envelope::decode(&payload) else {
-        return Verdict::Drop(Dropped::BadEnvelope);
+        return drop(Dropped::BadEnvelope);
     };
     // The JPEG is the tail of the message: sliced later, never copied.
     let jpeg_offset = envelope.jpeg_offset(&payload);
     if envelope.header.device != topic_device {
-        return Verdict::Drop(Dropped::TopicMismatch);
+        return drop(Dropped::TopicMismatch);
     }
     let (device, key) = match &envelope.credential {
         Credential::Mac(_) => match accounts.device_key(topic_device).await {
             Ok(Some((device, key))) if envelope.verify(&payload, &key) => (device, Some(key)),
-            Ok(Some(_)) => return Verdict::Drop(Dropped::BadMac),
-            Ok(None) => return Verdict::Drop(Dropped::ForgedToken),
+            Ok(Some(_)) => return drop(Dropped::BadMac),
+            Ok(None) => return drop(Dropped::ForgedToken),
             Err(error) => {
                 tracing::warn!(%error, "cannot read a device's key");
-                return Verdict::Drop(Dropped::StorageUnavailable);
+                return drop(Dropped::StorageUnavailable);
             }
         },
         Credential::Token(token) => match accounts.authenticate_device(token).await {
             Ok(device) if device.id == topic_device => (device, None),
-            Ok(_) | Err(AuthError::InvalidToken) => return Verdict::Drop(Dropped::ForgedToken),
+            Ok(_) | Err(AuthError::InvalidToken) => return drop(Dropped::ForgedToken),
             Err(error) => {
                 tracing::warn!(%error, "cannot check a device token");
-                return Verdict::Drop(Dropped::StorageUnavailable);
+                return drop(Dropped::StorageUnavailable);
             }
         },
     };
@@ -143,60 +160,44 @@ pub async fn handle(
     let frame_meta = match check_meta(seq, header.captured_at) {
         Ok(frame_meta) => frame_meta,
         Err(error) => {
+            const CODE: &str = "invalid_frame_metadata";
+            metrics.frame(Transport::Mqtt, FrameOutcome::Rejected(CODE));
             return Verdict::Answer {
                 device: device.id,
-                ack: rejected(seq, "invalid_frame_metadata", error.to_string()),
-                outcome: FrameOutcome::Rejected("invalid_frame_metadata"),
+                ack: rejected(seq, CODE, error.to_string()),
                 key,
             };
         }
     };
     let jpeg = payload.slice(jpeg_offset..);
-    match ingest.ingest(&device, frame_meta, jpeg).await {
-        Ok(outcome) => Verdict::Answer {
+    let result = ingest
+        .ingest_counted(metrics, Transport::Mqtt, &device, frame_meta, jpeg)
+        .await;
+    match result {
+        Ok(_) => Verdict::Answer {
             device: device.id,
             ack: Ack {
                 acked: vec![seq],
                 ..Ack::default()
             },
-            outcome: match outcome {
-                IngestOutcome::Stored(_) => FrameOutcome::Stored,
-                IngestOutcome::Resent(_) => FrameOutcome::Resent,
-            },
             key,
         },
-        Err(error) => {
+        // Both transports refuse the same frames for good, with the same codes.
+        Err(error) if error.kind().is_permanent() => {
             let highest_seq = match &error {
                 IngestError::SeqConflict { highest_seq, .. } => *highest_seq,
                 _ => None,
             };
-            let dropped = match &error {
-                IngestError::Overloaded => Dropped::Overloaded,
-                IngestError::OverBudget(over) => match over.scope {
-                    Scope::Device => Dropped::OverDeviceBudget,
-                    Scope::Owner => Dropped::OverOwnerBudget,
+            Verdict::Answer {
+                device: device.id,
+                ack: Ack {
+                    highest_seq,
+                    ..rejected(seq, error.kind().code(), error.to_string())
                 },
-                IngestError::OverQuota(_) => Dropped::QuotaExceeded,
-                IngestError::Detect(_) => Dropped::DetectorFailed,
-                _ => Dropped::StorageUnavailable,
-            };
-            // The REST mapping decides what is permanent, so both transports
-            // refuse the same frames with the same codes.
-            let answer = ApiError::from(error);
-            if answer.status().is_client_error() {
-                Verdict::Answer {
-                    device: device.id,
-                    ack: Ack {
-                        highest_seq,
-                        ..rejected(seq, answer.code(), answer.message().to_owned())
-                    },
-                    outcome: FrameOutcome::Rejected(answer.code()),
-                    key,
-                }
-            } else {
-                Verdict::Drop(dropped)
+                key,
             }
         }
+        Err(error) => Verdict::Drop(Dropped::from(error.kind())),
     }
 }
 
@@ -244,5 +245,14 @@ mod tests {
         labels.sort_unstable();
         labels.dedup();
         assert_eq!(labels.len(), Dropped::ALL.len());
+    }
+
+    #[test]
+    fn a_frame_ingest_refused_for_now_is_dropped_under_the_label_ingest_counts() {
+        for kind in IngestErrorKind::ALL {
+            if !kind.is_permanent() {
+                assert_eq!(Dropped::from(kind).as_str(), kind.reason(), "{kind:?}");
+            }
+        }
     }
 }

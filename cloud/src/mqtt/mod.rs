@@ -34,10 +34,15 @@ use std::net::SocketAddr;
 
 #[doc(hidden)]
 pub use guard::unguarded_upstream;
-pub use settings::BrokerUrl;
+use lastseen_shared::BrokerUrl;
 
 use crate::config::{Config, MqttMode};
-use crate::http::AppState;
+use crate::state::AppState;
+
+/// The username of the cloud's own client: the embedded broker's internal
+/// listener takes only it, and the guard refuses it (and its prefix) to
+/// devices.
+const CLOUD_USERNAME: &str = "lastseen-cloud";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -54,8 +59,8 @@ pub enum MqttError {
     Thread(std::io::Error),
     #[error("cannot reserve a loopback port for the MQTT broker: {0}")]
     Internal(std::io::Error),
-    #[error("invalid mqtt_url (want mqtt://host:port or mqtts://host:port)")]
-    Url,
+    #[error("invalid mqtt_url: {0} (want mqtt://host:port or mqtts://host:port)")]
+    Url(#[from] lastseen_shared::BrokerUrlError),
     #[error("invalid mqtt_topic_prefix: {0}")]
     Prefix(#[from] lastseen_shared::topics::PrefixError),
     #[error("cannot connect to the MQTT broker at {broker}: {message}")]
@@ -78,11 +83,7 @@ pub async fn start(config: &Config, state: &AppState) -> Result<(), MqttError> {
             target
         }
         MqttMode::External => {
-            let url = config
-                .mqtt_url
-                .as_deref()
-                .and_then(BrokerUrl::parse)
-                .ok_or(MqttError::Url)?;
+            let url = BrokerUrl::parse(config.mqtt_url.as_deref().unwrap_or_default())?;
             session::Target::external(url, config)
         }
     };

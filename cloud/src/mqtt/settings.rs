@@ -1,47 +1,10 @@
-//! The MQTT part of the cloud's configuration: checks, and the broker
-//! address taken apart.
+//! The MQTT part of the cloud's configuration: its checks. The broker
+//! address follows the rules the agent's follows too
+//! ([`lastseen_shared::BrokerUrl`]).
 
-use lastseen_shared::Topics;
+use lastseen_shared::{BrokerUrl, Topics};
 
 use crate::config::{Config, MqttMode};
-
-/// A broker to connect to, from `mqtt://host:port` or `mqtts://host:port`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-
-impl BrokerUrl {
-    /// The port defaults to 1883 (`mqtt`) or 8883 (`mqtts`); nothing may
-    /// follow it (credentials have their own settings).
-    pub fn parse(url: &str) -> Option<Self> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtt://") {
-            (false, rest)
-        } else {
-            (true, url.strip_prefix("mqtts://")?)
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-                (host, port.parse().ok()?)
-            }
-            _ => (rest, if tls { 8883 } else { 1883 }),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let valid = !host.is_empty()
-            && port != 0
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
-        valid.then(|| Self {
-            host: host.to_owned(),
-            port,
-            tls,
-        })
-    }
-}
 
 /// A shared-subscription group name is one topic level (it gets a `-frames`
 /// or `-status` suffix per filter).
@@ -114,8 +77,7 @@ impl Config {
             check(
                 self.mqtt_url
                     .as_deref()
-                    .and_then(BrokerUrl::parse)
-                    .is_some(),
+                    .is_some_and(|url| BrokerUrl::parse(url).is_ok()),
                 "mqtt = \"external\" needs mqtt_url, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883",
             );
         }
@@ -140,42 +102,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn url(host: &str, port: u16, tls: bool) -> Option<BrokerUrl> {
-        Some(BrokerUrl {
-            host: host.to_owned(),
-            port,
-            tls,
-        })
-    }
-
-    #[test]
-    fn broker_urls_name_host_port_and_tls() {
-        assert_eq!(
-            BrokerUrl::parse("mqtt://127.0.0.1:1883"),
-            url("127.0.0.1", 1883, false)
-        );
-        assert_eq!(
-            BrokerUrl::parse("mqtts://broker.example"),
-            url("broker.example", 8883, true)
-        );
-        assert_eq!(
-            BrokerUrl::parse("mqtt://[::1]:1884/"),
-            url("::1", 1884, false)
-        );
-        for bad in [
-            "",
-            "127.0.0.1:1883",
-            "http://h:1883",
-            "mqtt://",
-            "mqtt://h:0",
-            "mqtt://h:99999",
-            "mqtt://user:pw@h:1883",
-            "mqtt://h:1883/path",
-        ] {
-            assert_eq!(BrokerUrl::parse(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn mqtt_settings_are_checked_together() {

@@ -1,8 +1,9 @@
-//! Status intake: a device's retained status (and its last will) becomes its
-//! `status` in the REST API; a device coming online gets its settings
-//! (signed with its key, see `session::publish_settings`) and an ack with
-//! its highest stored seq, so an agent that lost its spool resumes above it
-//! (`session::publish_highest_seq`).
+//! Status bookkeeping, without I/O (the session does that, in
+//! `session/statuses.rs`): a device's retained status (and its last will)
+//! becomes its `status` in the REST API; a device coming online gets its
+//! settings (signed with its key) and an ack with its highest stored seq, so
+//! an agent that lost its spool resumes above it. [`ConfiguredDevices`]
+//! says when.
 //!
 //! A status carries no token: the broker authenticated the connection, not
 //! the topic (rumqttd has no per-topic ACL). So only a well-formed
@@ -15,14 +16,12 @@
 //! is dropped and counted). A flood of statuses costs neither tasks nor
 //! memory beyond that, and each device ends with its latest status.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use lastseen_shared::{DeviceId, DeviceState, DeviceStatus};
+use lastseen_shared::{DeviceId, DeviceState};
 use tokio::sync::Notify;
-
-use super::session::Session;
 
 /// What became of a status offered to the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,78 +106,111 @@ impl StatusQueue {
     }
 }
 
-/// Takes one status off the MQTT connection: queued for [`record`], or
-/// dropped and counted. Never waits.
-pub(super) fn offer(session: &Session, device: DeviceId, payload: Bytes) {
-    let metrics = &session.state.metrics;
-    if payload.len() > session.max_status_bytes {
-        tracing::debug!(%device, bytes = payload.len(), "MQTT status too large");
-        metrics.status_received(false);
-        return;
-    }
-    let (offer, waiting) = session.statuses.offer(device, payload);
-    metrics.set_statuses_waiting(waiting as u64);
-    match offer {
-        Offer::Queued => {}
-        Offer::Superseded => metrics.status_skipped(crate::metrics::StatusSkip::Superseded),
-        Offer::Full => {
-            tracing::debug!(%device, "MQTT status dropped: the status queue is full");
-            metrics.status_skipped(crate::metrics::StatusSkip::QueueFull);
-        }
-    }
+/// What to do for a device after its status was recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StatusAction {
+    /// Online for the first time since this process published its settings
+    /// (or ever): publish them and its highest seq.
+    Publish,
+    /// Offline: forgotten, so it gets its settings again when it comes back.
+    Forget,
+    /// Online again, settings already published.
+    Nothing,
 }
 
-/// The one task that records queued statuses, in turn, for the life of
-/// the process.
-pub(super) async fn record(session: Arc<Session>) {
-    loop {
-        let (device, payload) = session.statuses.next().await;
-        let waiting = session.statuses.len() as u64;
-        session.state.metrics.set_statuses_waiting(waiting);
-        intake(&session, device, &payload).await;
-    }
-}
+/// Devices whose settings this process has published since the device
+/// last came online; the broker may have lost earlier retained messages.
+#[derive(Default)]
+pub(super) struct ConfiguredDevices(Mutex<HashSet<DeviceId>>);
 
-async fn intake(session: &Session, device: DeviceId, payload: &[u8]) {
-    let state = &session.state;
-    let Ok(status) = serde_json::from_slice::<DeviceStatus>(payload) else {
-        tracing::debug!(%device, "MQTT status is not a DeviceStatus");
-        state.metrics.status_received(false);
-        return;
-    };
-    let online = status.state == DeviceState::Online;
-    if let Err(error) = state.control.report_status_of(device, status).await {
-        tracing::debug!(%device, %error, "MQTT status not recorded");
-        state.metrics.status_received(false);
-        return;
-    }
-    state.metrics.status_received(true);
-    let first_time = {
-        let mut configured = session.configured.lock().unwrap_or_else(|p| p.into_inner());
-        if !online {
-            // The next time it connects it may meet a broker that lost the
-            // retained settings (an embedded broker restarts with the cloud).
+impl ConfiguredDevices {
+    /// Notes a recorded status of `device`. A device that goes offline is
+    /// forgotten: the next time it connects it may meet a broker that lost
+    /// the retained settings (an embedded broker restarts with the cloud).
+    /// Coming online, it counts as configured at once, so a second status
+    /// in the meantime does not publish twice.
+    pub(super) fn on_status(&self, device: DeviceId, state: DeviceState) -> StatusAction {
+        let mut configured = self.lock();
+        if state != DeviceState::Online {
             configured.remove(&device);
-            return;
+            StatusAction::Forget
+        } else if configured.insert(device) {
+            StatusAction::Publish
+        } else {
+            StatusAction::Nothing
         }
-        configured.insert(device)
-    };
-    if first_time {
-        match state.control.current_settings(device).await {
-            Ok(settings) => session.publish_settings(device, &settings).await,
-            Err(error) => {
-                // Retried on its next "online" status.
-                session.forget_configured(device);
-                tracing::warn!(%device, %error, "cannot read settings to publish");
-            }
-        }
-        session.publish_highest_seq(device).await;
+    }
+
+    /// The device's settings were published.
+    pub(super) fn published(&self, device: DeviceId) {
+        self.lock().insert(device);
+    }
+
+    /// The device gets its settings again the next time it comes online.
+    pub(super) fn forget(&self, device: DeviceId) {
+        self.lock().remove(&device);
+    }
+
+    /// Every device gets its settings again the next time it comes online.
+    pub(super) fn forget_all(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<DeviceId>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    #[test]
+    fn a_device_gets_its_settings_once_per_time_online() {
+        let configured = ConfiguredDevices::default();
+        let (a, b) = (DeviceId::new(), DeviceId::new());
+        assert_eq!(
+            configured.on_status(a, DeviceState::Online),
+            StatusAction::Publish
+        );
+        assert_eq!(
+            configured.on_status(a, DeviceState::Online),
+            StatusAction::Nothing
+        );
+        assert_eq!(
+            configured.on_status(b, DeviceState::Online),
+            StatusAction::Publish
+        );
+        // Offline, then back: its settings are published again.
+        assert_eq!(
+            configured.on_status(a, DeviceState::Offline),
+            StatusAction::Forget
+        );
+        assert_eq!(
+            configured.on_status(a, DeviceState::Online),
+            StatusAction::Publish
+        );
+        // A failed publish (forget) or a missed change (forget_all) retries.
+        configured.forget(a);
+        assert_eq!(
+            configured.on_status(a, DeviceState::Online),
+            StatusAction::Publish
+        );
+        configured.forget_all();
+        assert_eq!(
+            configured.on_status(b, DeviceState::Online),
+            StatusAction::Publish
+        );
+        // Published without a status first (a settings change): no second time.
+        let c = DeviceId::new();
+        configured.published(c);
+        assert_eq!(
+            configured.on_status(c, DeviceState::Online),
+            StatusAction::Nothing
+        );
+    }
 
     fn status(text: &'static str) -> Bytes {
         Bytes::from_static(text.as_bytes())

@@ -152,6 +152,7 @@ impl Retention {
     }
 
     /// Runs [`Retention::run_once`] every `interval`, the first time right away.
+    #[tracing::instrument(name = "maintenance", skip(self))]
     pub async fn run_every(self: Arc<Self>, interval: Duration) {
         let mut every = tokio::time::interval(interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

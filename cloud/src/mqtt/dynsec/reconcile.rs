@@ -16,8 +16,8 @@ use super::provision::{self, RETRY_FIRST_WAIT, with_retries};
 use super::roles::managed_device;
 use super::{DynsecClient, DynsecError};
 use crate::devices::credentials::CredentialChange;
-use crate::spawn_named;
 use crate::store::{DeviceRecord, DeviceStore};
+use crate::tasks::spawn_named;
 
 /// Clients asked for per `listClients` page.
 const LIST_PAGE: i64 = 500;

@@ -45,9 +45,9 @@ use tokio_rustls::TlsAcceptor;
 use super::MqttError;
 use crate::auth::Accounts;
 use crate::config::{Config, Secret};
-use crate::http::AppState;
 use crate::metrics::Metrics;
-use crate::spawn_named;
+use crate::state::AppState;
+use crate::tasks::spawn_named;
 use rules::Rules;
 use sessions::Sessions;
 

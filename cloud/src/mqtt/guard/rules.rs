@@ -13,7 +13,7 @@ use lastseen_shared::{DeviceId, TopicKind, Topics};
 use rumqttc::mqttbytes::Protocol;
 use rumqttc::mqttbytes::v4::{Connect, Publish, Subscribe};
 
-use super::super::broker::CLOUD_USERNAME;
+use crate::mqtt::CLOUD_USERNAME;
 
 /// Why a CONNECT is refused (for the debug log; the device only learns
 /// "not authorized" or "unacceptable protocol version").

@@ -29,27 +29,22 @@
 //! message does not verify, or when frames go unanswered, the file is read
 //! again, and a new token means a new connection with it and its key.
 
-use std::collections::BTreeMap;
+mod answers;
+mod link;
+
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use lastseen_shared::envelope::{self, EnvelopeHeader};
-use lastseen_shared::signed::{self, SignedKind};
-use lastseen_shared::{Ack, DeviceKey, DeviceStatus, GateSettings, Topics};
-use rand::SeedableRng;
-use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, QoS,
-    TlsConfiguration, Transport,
-};
-use tokio::sync::mpsc;
+use lastseen_shared::{BrokerUrl, BrokerUrlError, DeviceStatus, Topics};
+use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use tokio::time::Instant;
 
+use super::Context;
 pub use super::ledger::{InFlight, Published};
-use super::{Context, SEQ_CONFLICT};
 use crate::Shutdown;
-use crate::config::Secret;
 use crate::counters::Counters;
-use crate::delivery::DeliveryOutcome;
+use answers::Unconfirmed;
+use link::{Incoming, Link};
 
 /// Largest message the agent accepts (acks and settings are small JSON).
 const MAX_INCOMING_PACKET: usize = 1024 * 1024;
@@ -62,8 +57,8 @@ const TICK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("cloud.mqtt_url `{0}` must be mqtt://host[:port] or mqtts://host[:port]")]
-    Url(String),
+    #[error("cloud.mqtt_url `{url}` must be mqtt://host[:port] or mqtts://host[:port]: {source}")]
+    Url { url: String, source: BrokerUrlError },
     #[error("cannot read the CA file {path}: {source}")]
     Ca {
         path: String,
@@ -71,54 +66,6 @@ pub enum MqttError {
     },
     #[error("invalid topic prefix: {0}")]
     Prefix(#[from] lastseen_shared::topics::PrefixError),
-}
-
-/// `(tls, host, port)` of an `mqtt://` or `mqtts://` URL.
-pub fn parse_url(url: &str) -> Result<(bool, String, u16), MqttError> {
-    let bad = || MqttError::Url(url.chars().take(100).collect());
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("mqtt://") {
-        (false, rest)
-    } else {
-        return Err(bad());
-    };
-    let authority = rest.trim_end_matches('/');
-    let default_port = if tls { 8883 } else { 1883 };
-    let (host, port) = match authority.rsplit_once(':') {
-        // `[::1]:1883`, `host:1883`; a bare IPv6 address needs brackets.
-        Some((host, port)) if !port.contains(']') => {
-            (host, port.parse::<u16>().map_err(|_| bad())?)
-        }
-        _ => (authority, default_port),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.contains(['/', '@', ' ']) {
-        return Err(bad());
-    }
-    Ok((tls, host.to_owned(), port))
-}
-
-/// When each published, unconfirmed frame was captured, for its delivery
-/// report. Unlike [`InFlight`] it survives ack timeouts and reconnects, so a
-/// late ack is still reported; kept only while someone listens for reports.
-#[derive(Debug, Default)]
-struct Unconfirmed(BTreeMap<u64, DateTime<Utc>>);
-
-/// One connection to the broker, with the token it logged in with.
-struct Link {
-    client: AsyncClient,
-    events: mpsc::Receiver<Incoming>,
-    poller: AbortOnDrop,
-    /// The MAC key from `token`; `None` for a legacy token.
-    key: Option<DeviceKey>,
-    token: Secret,
-}
-
-enum Incoming {
-    Connected,
-    Disconnected(String),
-    Message { topic: String, payload: Vec<u8> },
 }
 
 pub struct Mqtt {
@@ -129,7 +76,11 @@ pub struct Mqtt {
 
 impl Mqtt {
     pub fn new(ctx: Context) -> Result<Self, MqttError> {
-        let (tls, host, port) = parse_url(&ctx.cloud.mqtt_url)?;
+        let BrokerUrl { host, port, tls } =
+            BrokerUrl::parse(&ctx.cloud.mqtt_url).map_err(|source| MqttError::Url {
+                url: ctx.cloud.mqtt_url.chars().take(100).collect(),
+                source,
+            })?;
         let topics = Topics::new(&ctx.cloud.mqtt_topic_prefix)?;
         let device = ctx.device.to_string();
         let mut options = MqttOptions::new(&device, host, port);
@@ -169,34 +120,8 @@ impl Mqtt {
         })
     }
 
-    /// Opens a connection with the current token, and its key.
-    fn connect(&self) -> Link {
-        let token = self.ctx.token.get();
-        let mut options = self.options.clone();
-        options.set_credentials(self.ctx.device.to_string(), token.expose());
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
-        let mut network = NetworkOptions::new();
-        network.set_tcp_nodelay(true);
-        network.set_connection_timeout(CONNECT_TIMEOUT_SECS);
-        eventloop.set_network_options(network);
-        let (events_tx, events) = mpsc::channel(256);
-        let poller = AbortOnDrop(tokio::spawn(poll(eventloop, events_tx, self.ctx.backoff())));
-        let key = DeviceKey::from_token(token.expose());
-        if key.is_none() {
-            tracing::warn!(
-                "the device token carries no MAC key (issued before 0.2): sending legacy v1 envelopes with the token inside; rotate the token"
-            );
-        }
-        Link {
-            client,
-            events,
-            poller,
-            key,
-            token,
-        }
-    }
-
     /// Runs the session until shutdown, reconnecting with backoff.
+    #[tracing::instrument(name = "mqtt_transport", skip_all, fields(device = %self.ctx.device))]
     pub async fn run(self, mut shutdown: Shutdown) {
         let mut link = self.connect();
         let ack_topic = self.topics.ack(self.ctx.device);
@@ -364,139 +289,6 @@ impl Mqtt {
         }
     }
 
-    /// Settles the frames an ack names; false if it did not verify.
-    async fn on_ack(
-        &self,
-        link: &Link,
-        payload: &[u8],
-        in_flight: &mut InFlight,
-        published: &mut Published,
-        unconfirmed: &mut Unconfirmed,
-    ) -> bool {
-        let body = match signed::open(link.key.as_ref(), SignedKind::Ack, self.ctx.device, payload)
-        {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::warn!(%error, "ignoring an ack that does not verify");
-                Counters::inc(&self.ctx.counters.unverified_messages);
-                return false;
-            }
-        };
-        let ack: Ack = match serde_json::from_slice(body) {
-            Ok(ack) => ack,
-            Err(error) => {
-                tracing::warn!(%error, "ignoring a malformed ack");
-                return true;
-            }
-        };
-        // Raises the floor only, so a replayed ack is harmless.
-        if let Some(highest_seq) = ack.highest_seq {
-            self.ctx.continue_above(highest_seq).await;
-        }
-        let (mut ack, ignored) = published.settle(ack);
-        if ignored > 0 {
-            // Resends answered twice, or a replayed or made-up ack.
-            tracing::debug!(ignored, "ack names frames not published in this run");
-            Counters::add(&self.ctx.counters.acks_ignored, ignored as u64);
-        }
-        // Not refused for good: another frame has the seq in the cloud.
-        let (conflicts, refusals): (Vec<_>, Vec<_>) = ack
-            .rejected
-            .into_iter()
-            .partition(|rejected| rejected.code == SEQ_CONFLICT);
-        ack.rejected = refusals;
-        for conflict in conflicts {
-            in_flight.settle(conflict.seq);
-            unconfirmed.0.remove(&conflict.seq);
-            if let Some(new_seq) = self.ctx.renumber(conflict.seq).await {
-                tracing::warn!(
-                    seq = conflict.seq,
-                    new_seq,
-                    "the cloud has another frame under this seq: sent again under a new one"
-                );
-            }
-        }
-        for rejected in &ack.rejected {
-            tracing::warn!(
-                seq = rejected.seq,
-                code = rejected.code,
-                message = rejected.message,
-                "the cloud refused a frame for good"
-            );
-        }
-        let acked: Vec<u64> = ack.acked.clone();
-        let refused: Vec<u64> = ack.rejected.iter().map(|r| r.seq).collect();
-        for seq in acked.iter().chain(&refused) {
-            in_flight.settle(*seq);
-        }
-        match self.ctx.spool.remove(acked.clone()).await {
-            Ok(removed) => {
-                Counters::add(&self.ctx.counters.acked, removed.len() as u64);
-                self.report(unconfirmed, &removed, |_| DeliveryOutcome::Acked);
-            }
-            Err(error) => tracing::error!(%error, "cannot remove acked frames"),
-        }
-        match self.ctx.spool.remove(refused.clone()).await {
-            Ok(removed) => {
-                Counters::add(&self.ctx.counters.rejected, removed.len() as u64);
-                self.report(unconfirmed, &removed, |seq| DeliveryOutcome::Rejected {
-                    code: ack
-                        .rejected
-                        .iter()
-                        .find(|r| r.seq == seq)
-                        .map(|r| r.code.clone())
-                        .unwrap_or_default(),
-                });
-            }
-            Err(error) => tracing::error!(%error, "cannot remove refused frames"),
-        }
-        // Answers for frames confirmed before (resends) need no report.
-        for seq in acked.iter().chain(&refused) {
-            unconfirmed.0.remove(seq);
-        }
-        true
-    }
-
-    /// Reports the frames that just left the spool.
-    fn report(
-        &self,
-        unconfirmed: &mut Unconfirmed,
-        removed: &[u64],
-        outcome: impl Fn(u64) -> DeliveryOutcome,
-    ) {
-        for &seq in removed {
-            if let Some(captured_at) = unconfirmed.0.remove(&seq) {
-                self.ctx.deliveries.report(seq, captured_at, outcome(seq));
-            }
-        }
-    }
-
-    /// Applies settings from the config topic; false if they did not verify.
-    fn on_config(&self, link: &Link, payload: &[u8]) -> bool {
-        if payload.is_empty() {
-            // A cleared retained message: keep what is in force.
-            return true;
-        }
-        let body = match signed::open(
-            link.key.as_ref(),
-            SignedKind::Config,
-            self.ctx.device,
-            payload,
-        ) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::warn!(%error, "ignoring gate settings that do not verify");
-                Counters::inc(&self.ctx.counters.unverified_messages);
-                return false;
-            }
-        };
-        match serde_json::from_slice::<GateSettings>(body) {
-            Ok(settings) => self.ctx.apply_settings(settings, "mqtt"),
-            Err(error) => tracing::warn!(%error, "ignoring malformed gate settings"),
-        }
-        true
-    }
-
     async fn publish_status(&self, client: &AsyncClient) {
         let Ok(status) = serde_json::to_vec(&self.ctx.status()) else {
             return;
@@ -504,78 +296,6 @@ impl Mqtt {
         let topic = self.topics.status(self.ctx.device);
         if let Err(error) = client.publish(topic, QoS::AtLeastOnce, true, status).await {
             tracing::debug!(%error, "cannot publish the status");
-        }
-    }
-}
-
-/// Ends the event loop (and so the connection) with the session, also when
-/// the session's future is dropped instead of shut down.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Drives rumqttc's event loop, which reconnects on the next poll after an
-/// error; the waits between tries back off with jitter.
-async fn poll(
-    mut eventloop: EventLoop,
-    events: mpsc::Sender<Incoming>,
-    mut backoff: super::backoff::Backoff,
-) {
-    let mut rng = rand::rngs::StdRng::from_os_rng();
-    loop {
-        let event = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                Incoming::Connected
-            }
-            Ok(Event::Incoming(Packet::Publish(publish))) => Incoming::Message {
-                topic: publish.topic,
-                payload: publish.payload.to_vec(),
-            },
-            Ok(_) => continue,
-            Err(error) => {
-                let delay = backoff.next_delay(&mut rng);
-                if events
-                    .send(Incoming::Disconnected(error.to_string()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-        };
-        if events.send(event).await.is_err() {
-            return;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_broker_urls() {
-        assert_eq!(
-            parse_url("mqtt://127.0.0.1:1883").unwrap(),
-            (false, "127.0.0.1".into(), 1883)
-        );
-        assert_eq!(
-            parse_url("mqtts://broker.example").unwrap(),
-            (true, "broker.example".into(), 8883)
-        );
-        assert_eq!(
-            parse_url("mqtt://[::1]:1884").unwrap(),
-            (false, "::1".into(), 1884)
-        );
-        for bad in ["http://x", "mqtt://", "mqtt://h:notaport", "mqtt://u@h:1"] {
-            assert!(parse_url(bad).is_err(), "{bad}");
         }
     }
 }

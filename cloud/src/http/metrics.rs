@@ -12,10 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::Gauges;
+use super::error::ApiError;
 use crate::config::Secret;
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::metrics::Gauges;
+use crate::state::AppState;
 
 /// The metrics route, merged beside `http::router` by `run` or served alone
 /// on `metrics_bind`.

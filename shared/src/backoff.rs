@@ -1,11 +1,15 @@
-//! Exponential backoff with full jitter: the n-th consecutive failure waits a
-//! random time in `[base/2, base]` with `base = min(initial * 2^n, max)`, so a
-//! fleet of devices that lost the cloud together does not come back in step.
+//! Exponential backoff with jitter, for reconnecting to the cloud or a
+//! broker: the n-th consecutive failure waits a random time in
+//! `[base/2, base]` with `base = min(initial * 2^n, max)`, so a fleet of
+//! devices (or of cloud nodes) that lost the other end together does not
+//! come back in step. Used by the agent's transports and the cloud's MQTT
+//! session.
 
 use std::time::Duration;
 
 use rand::Rng;
 
+/// Where a run of failures stands; [`Backoff::reset`] after a success.
 #[derive(Clone, Debug)]
 pub struct Backoff {
     initial: Duration,

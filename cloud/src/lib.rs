@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod query;
 pub mod retention;
+pub mod scrape;
 pub mod serve;
 pub mod state;
 pub mod store;
@@ -326,7 +327,7 @@ pub async fn run(
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "lastseen cloud listening");
     let limits = serve::ServeLimits::from_config(&config);
-    let scrape = http::metrics::router(state.clone(), config.metrics_token.clone());
+    let scrape = scrape::router(state.clone(), config.metrics_token.clone());
     let mut app = http::router(state.clone()).merge(web::router());
     // Both listeners stop on the one shutdown signal.
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -11,7 +11,6 @@ mod extract;
 mod frames;
 mod health;
 mod live;
-pub mod metrics;
 mod openapi;
 mod registration;
 mod retention;

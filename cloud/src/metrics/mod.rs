@@ -3,7 +3,7 @@
 //! A small hand-written registry: atomics for plain counters, a mutex-held
 //! map for the labelled ones (labels come from fixed sets: transports, the
 //! REST error codes, the drop reasons), and [`Histogram`] for latencies.
-//! Every metric name is in this module; `http/metrics.rs` serves them.
+//! Every metric name is in this module; `scrape.rs` serves them.
 
 mod histogram;
 mod render;

@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text for scrapers, outside the versioned API
-//! and its OpenAPI document (which describe the REST API only).
+//! and its OpenAPI document (which describe the REST API only), so outside
+//! `http/` too, like the web page (`web/`). The counters are in `metrics/`.
 //!
 //! By default it is public on the API port, as the counters hold no user
 //! data. `metrics_bind` moves it to an address of its own (`run` then leaves
@@ -12,8 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
 use crate::config::Secret;
+use crate::http::error::ApiError;
 use crate::metrics::Gauges;
 use crate::state::AppState;
 

@@ -26,6 +26,7 @@ pub mod labels;
 pub mod messages;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+pub mod problems;
 pub mod secret;
 #[cfg(feature = "service")]
 pub mod service;
@@ -42,6 +43,7 @@ pub use device_key::DeviceKey;
 pub use envelope::{Credential, Envelope, EnvelopeError, EnvelopeHeader, Measurement};
 pub use ids::{DeviceId, FrameId, IdError, UserId};
 pub use messages::{Ack, DeviceState, DeviceStatus, GateSettings};
+pub use problems::Problems;
 pub use secret::Secret;
 pub use signed::{SignedError, SignedKind};
 pub use topics::{TopicKind, Topics};

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use lastseen_shared::DeviceId;
+use lastseen_shared::{DeviceId, Problems};
 use serde::{Deserialize, Serialize};
 
-use super::{Problems, Secret};
+use super::Secret;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
+use lastseen_shared::Problems;
 use serde::{Deserialize, Serialize};
-
-use super::Problems;
 
 /// Local knobs of the gates that the cloud does not set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use lastseen_shared::GateSettings;
+use lastseen_shared::{GateSettings, Problems};
 use serde::{Deserialize, Serialize};
 
 pub use cloud::{CloudConfig, TransportKind};
@@ -54,18 +54,6 @@ pub enum ConfigError {
     },
 }
 
-/// The problems found so far; each section adds its own.
-#[derive(Default)]
-pub(crate) struct Problems(Vec<String>);
-
-impl Problems {
-    pub(crate) fn check(&mut self, ok: bool, problem: &str) {
-        if !ok {
-            self.0.push(problem.to_owned());
-        }
-    }
-}
-
 impl Config {
     /// Loads defaults, then `file` (when given), then `LASTSEEN_AGENT_*`
     /// variables, then `flags` (a figment of the flags that were set).
@@ -88,17 +76,13 @@ impl Config {
         self.cloud.check(&mut problems);
         self.source.check(&mut problems);
         if let Err(error) = self.gates.validate() {
-            problems.0.push(format!("gates.{error}"));
+            problems.push(format!("gates.{error}"));
         }
         self.tuning.check(&mut problems);
         self.person.check(&mut problems);
         self.encode.check(&mut problems);
         self.spool.check(&mut problems);
-        if problems.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems.0))
-        }
+        problems.into_result().map_err(ConfigError::Invalid)
     }
 
     /// The device token: `cloud.token`, or the trimmed contents of `cloud.token_file`.

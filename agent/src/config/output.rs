@@ -4,9 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use lastseen_shared::Problems;
 use serde::{Deserialize, Serialize};
-
-use super::Problems;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

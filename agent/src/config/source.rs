@@ -2,9 +2,8 @@
 
 use std::path::PathBuf;
 
+use lastseen_shared::Problems;
 use serde::{Deserialize, Serialize};
-
-use super::Problems;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use chrono::Utc;
-use lastseen_cloud::config::MqttMode;
+use lastseen_cloud::mqtt::MqttMode;
 use lastseen_cloud::testkit::{
     Api, CloudMqtt, LocalCloud, MOSQUITTO, PASSWORD, fixture_jpeg, tiny_jpeg,
 };
@@ -190,18 +190,18 @@ async fn main() -> Result<()> {
         other => bail!("BROKER must be embedded or mosquitto, not {other}"),
     };
     let mut cloud = LocalCloud::start(mqtt, |config| {
-        config.detect_workers = workers;
-        config.detect_enabled = detect;
-        config.queue_depth = 128;
-        config.mqtt_shared_group = format!("b{unique}");
+        config.detect.workers = workers;
+        config.detect.enabled = detect;
+        config.detect.queue_depth = 128;
+        config.mqtt.shared_group = format!("b{unique}");
     })
     .await?;
     let config = cloud.config();
-    let broker: SocketAddr = match config.mqtt {
-        MqttMode::Embedded => config.mqtt_listen,
+    let broker: SocketAddr = match config.mqtt.mode {
+        MqttMode::Embedded => config.mqtt.listen,
         _ => MOSQUITTO.parse()?,
     };
-    let topics = Topics::new(&config.mqtt_topic_prefix)?;
+    let topics = Topics::new(&config.mqtt.topic_prefix)?;
     let api = Api::new(&cloud.http_url())?;
     let user = api.user("bench", PASSWORD).await?.token;
 

@@ -93,14 +93,14 @@ async fn pipeline_fps(
     clients: usize,
 ) -> Result<f64> {
     let cloud = LocalCloud::start(CloudMqtt::Off, |config| {
-        config.detect_workers = workers;
-        config.detect_threads = threads;
-        config.queue_depth = clients * 2;
+        config.detect.workers = workers;
+        config.detect.threads = threads;
+        config.detect.queue_depth = clients * 2;
         // The pipeline's own throughput: no device's fair share holds it back.
-        config.admit_device_pixels_per_sec = u64::MAX;
-        config.admit_device_burst_pixels = u64::MAX;
-        config.admit_owner_pixels_per_sec = u64::MAX;
-        config.admit_owner_burst_pixels = u64::MAX;
+        config.ingest.admit_device_pixels_per_sec = u64::MAX;
+        config.ingest.admit_device_burst_pixels = u64::MAX;
+        config.ingest.admit_owner_pixels_per_sec = u64::MAX;
+        config.ingest.admit_owner_burst_pixels = u64::MAX;
     })
     .await?;
     let base = cloud.http_url();

@@ -7,8 +7,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::StartupError;
+use crate::auth::AuthError;
 use crate::auth::registration::{self, RegistrationMode};
-use crate::auth::{AuthError, PasswordHasher};
 use crate::config::{Command, Config};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,24 +40,19 @@ pub async fn run_command(
     match command {
         Command::AddUser { username } => {
             let password = read_password(input, username)?;
-            let hasher = PasswordHasher::new(
-                config.argon2_memory_kib,
-                config.argon2_iterations,
-                config.argon2_parallelism,
-            )
-            .map_err(StartupError::from)?;
+            let hasher = config.auth.hasher().map_err(StartupError::from)?;
             let id = registration::add_user(store.as_ref(), &hasher, username, &password).await?;
             writeln!(output, "added user {username} ({id})").map_err(AdminError::Output)?;
         }
         Command::Invite { expires_days } => {
-            let days = expires_days.unwrap_or(config.invite_ttl_days);
+            let days = expires_days.unwrap_or(config.auth.invite_ttl_days);
             let invite = registration::operator_invite(store.as_ref(), days).await?;
             writeln!(output, "{}", invite.code).map_err(AdminError::Output)?;
             eprintln!(
                 "single-use invite code, valid until {}",
                 invite.expires_at.to_rfc3339()
             );
-            let mode = match config.registration {
+            let mode = match config.auth.registration {
                 RegistrationMode::Invite => None,
                 RegistrationMode::Open => Some("open"),
                 RegistrationMode::Closed => Some("closed"),

@@ -7,16 +7,40 @@
 //! it off the API port), and `metrics_token` makes it ask for
 //! `Authorization: Bearer <metrics_token>` (401 without it).
 
+use std::net::SocketAddr;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use lastseen_shared::{Problems, Secret};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
 use crate::http::error::ApiError;
 use crate::metrics::Gauges;
 use crate::state::AppState;
+
+/// Where `/metrics` is served, and whether it asks for a token.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` is served only on this address, not on `bind`.
+    #[serde(rename = "metrics_bind")]
+    pub bind: Option<SocketAddr>,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    #[serde(rename = "metrics_token")]
+    pub token: Option<Secret>,
+}
+
+impl MetricsConfig {
+    pub fn check(&self, problems: &mut Problems) {
+        problems.check(
+            self.token.as_ref().is_none_or(|t| t.expose().len() >= 16),
+            "metrics_token must be at least 16 bytes",
+        );
+    }
+}
 
 /// The metrics route, merged beside `http::router` by `run` or served alone
 /// on `metrics_bind`.

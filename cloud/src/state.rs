@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use crate::auth::Accounts;
+use crate::auth::credentials::CredentialEvents;
 use crate::devices::Devices;
-use crate::devices::credentials::CredentialEvents;
 use crate::devices::settings::DeviceControl;
-use crate::http::HttpLimits;
 use crate::ingest::Ingest;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
@@ -30,5 +29,4 @@ pub struct AppState {
     pub retention: Arc<Retention>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
-    pub limits: Arc<HttpLimits>,
 }

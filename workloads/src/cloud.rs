@@ -53,16 +53,16 @@ async fn start_managed(scenario: &Scenario) -> Result<LocalCloud, LocalCloudErro
         Transport::Https => CloudMqtt::Off,
     };
     LocalCloud::start(mqtt, |config| {
-        config.database_url = plan.database_url.clone();
-        config.model_path = plan.model_path.clone();
-        config.detect_workers = plan.detect_workers;
-        config.detect_threads = plan.detect_threads;
-        config.queue_depth = plan.queue_depth;
+        config.store.database_url = plan.database_url.clone();
+        config.detect.model_path = plan.model_path.clone();
+        config.detect.workers = plan.detect_workers;
+        config.detect.threads = plan.detect_threads;
+        config.detect.queue_depth = plan.queue_depth;
         // Every provisioned device belongs to a user; the plan bounds them.
-        config.max_devices_per_user = scenario.fleet.devices_per_user.max(1);
+        config.devices.max_devices_per_user = scenario.fleet.devices_per_user.max(1);
         // A key of the run's own rather than the public test key; one for
         // the whole run, so tokens outlive a restart.
-        config.jwt_secret = Some(Secret::new(format!(
+        config.auth.jwt_secret = Some(Secret::new(format!(
             "workloads-{}-{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()

@@ -172,8 +172,8 @@ async fn an_agent_pointed_at_a_wrong_url_keeps_its_frames() {
 async fn an_agent_over_its_quota_keeps_its_frames() {
     // Room for two or three of the trace's frames (about 30-40 KB each).
     let mut cloud = Cloud::start_configured(CloudMqtt::Off, |config| {
-        config.user_quota_bytes = Some(100_000);
-        config.skip_unchanged_images = false;
+        config.ingest.user_quota_bytes = Some(100_000);
+        config.ingest.skip_unchanged_images = false;
     })
     .await;
     let (_, device, token) = cloud.device("hall").await;
@@ -207,7 +207,7 @@ async fn an_agent_over_its_quota_keeps_its_frames() {
 
     // The operator raises the quota: the same spool delivers every frame.
     cloud.stop().await;
-    cloud.reconfigure(|config| config.user_quota_bytes = None);
+    cloud.reconfigure(|config| config.ingest.user_quota_bytes = None);
     cloud.restart().await;
     config.cloud.http_url = format!("http://{}", cloud.addr);
     config.source.max_frames = 0;

@@ -19,8 +19,8 @@ use lastseen_shared::DeviceId;
 use lastseen_shared::device_key::{DeviceKey, KEY_LEN};
 use sha2::Sha256;
 
-use super::token::{KeyError, read_key_file};
-use crate::config::Config;
+use super::AuthConfig;
+use super::key_file::{KeyError, read_key_file};
 use crate::store::DeviceRecord;
 
 /// What `k_dev` is computed over, first; a new derivation gets a new label.
@@ -56,7 +56,7 @@ impl DeviceKeys {
 
     /// `device_key_secret`, else `device_key_secret_file`, else derived from
     /// `jwt_key` (the token signing key in force).
-    pub fn load(config: &Config, jwt_key: &[u8]) -> Result<Self, KeyError> {
+    pub fn load(config: &AuthConfig, jwt_key: &[u8]) -> Result<Self, KeyError> {
         if let Some(secret) = &config.device_key_secret {
             return Ok(Self::from_master(secret.expose().as_bytes()));
         }
@@ -155,18 +155,18 @@ mod tests {
 
     #[test]
     fn the_configured_secret_wins_over_the_derived_one() {
-        let config = Config {
-            device_key_secret: Some(crate::config::Secret::new("d".repeat(40))),
-            ..Config::default()
+        let config = AuthConfig {
+            device_key_secret: Some(lastseen_shared::Secret::new("d".repeat(40))),
+            ..AuthConfig::default()
         };
         let loaded = DeviceKeys::load(&config, &[7; 32]).unwrap();
         assert_eq!(loaded.master, "d".repeat(40).into_bytes());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("device.key");
         std::fs::write(&path, format!("{}\n", "f".repeat(40))).unwrap();
-        let config = Config {
+        let config = AuthConfig {
             device_key_secret_file: Some(path.clone()),
-            ..Config::default()
+            ..AuthConfig::default()
         };
         assert_eq!(
             DeviceKeys::load(&config, &[7; 32]).unwrap().master,
@@ -178,7 +178,7 @@ mod tests {
             Err(KeyError::TooShort(_))
         ));
         assert_eq!(
-            DeviceKeys::load(&Config::default(), &[7; 32])
+            DeviceKeys::load(&AuthConfig::default(), &[7; 32])
                 .unwrap()
                 .master,
             DeviceKeys::derived_from_jwt_key(&[7; 32]).master

@@ -7,7 +7,10 @@
 //! list until the token would have expired anyway. A token's issue time is the
 //! millisecond timestamp inside its UUIDv7 `jti`, finer than the `iat` second.
 
+pub mod config;
+pub mod credentials;
 pub mod device_key;
+mod key_file;
 mod limiter;
 mod password;
 pub mod policy;
@@ -22,16 +25,18 @@ use lastseen_shared::token::{Claims, TokenKind};
 use lastseen_shared::{DeviceId, DeviceKey, UserId};
 use uuid::Uuid;
 
+pub use config::{AuthConfig, MAX_INVITE_DAYS};
+use credentials::{CredentialChange, CredentialEvents};
 pub use device_key::DeviceKeys;
+pub use key_file::KeyError;
 pub use limiter::{LoginThrottle, RateBudget, ThrottleLimits};
 pub use password::{HashError, PasswordHasher};
 pub use policy::PolicyError;
 pub use registration::{NewInvite, RegistrationMode, RegistrationPolicy};
-pub use token::{KeyError, SignError, TokenError, TokenKeys};
+pub use token::{SignError, TokenError, TokenKeys};
 
 use crate::blob::{BlobKey, BlobStore};
 use crate::bounded::{BoundedWork, Busy, WorkLoad};
-use crate::devices::credentials::{CredentialChange, CredentialEvents};
 use crate::store::{DeviceRecord, InvitedOutcome, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

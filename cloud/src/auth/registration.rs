@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::{AuthError, PasswordHasher, policy};
 use crate::store::{InviteRecord, Store, UserRecord};
 
-pub use crate::config::RegistrationMode;
+pub use super::config::RegistrationMode;
 
 /// Random bytes in a code.
 const CODE_BYTES: usize = 16;

@@ -6,35 +6,13 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use lastseen_shared::DeviceId;
 use lastseen_shared::token::{Claims, TokenKind};
-use rand::RngCore;
 use uuid::Uuid;
 
+use super::AuthConfig;
 use super::device_key::DeviceKeys;
-use crate::config::Config;
+use super::key_file::{KeyError, read_key_file, read_or_generate_key};
 
-/// Shorter keys make HS256 guessable offline from any captured token.
-pub const MIN_KEY_BYTES: usize = 32;
 const GENERATED_KEY_FILE: &str = "jwt.key";
-
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("cannot read the key file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot keep a generated token key in {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the key in {0} is shorter than {MIN_KEY_BYTES} bytes")]
-    TooShort(String),
-    #[error(
-        "no token key: set jwt_secret or jwt_secret_file (LASTSEEN_JWT_SECRET_FILE); a key is only generated for the embedded defaults"
-    )]
-    Missing,
-}
 
 /// Why a presented token was refused. Callers answer all of them with 401.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -83,39 +61,21 @@ impl TokenKeys {
     }
 
     /// The signing key from `jwt_secret`, else from `jwt_secret_file`, else
-    /// one generated on first start and kept in the data dir (owner-only);
-    /// the device keys' master as [`DeviceKeys::load`] finds it.
-    pub fn load(config: &Config) -> Result<Self, KeyError> {
-        let secret = Self::load_secret(config)?;
+    /// one generated on first start and kept in `generated_key_dir`
+    /// (owner-only); the device keys' master as [`DeviceKeys::load`] finds it.
+    /// `generated_key_dir` is `None` when several nodes share the storage: a
+    /// key generated on one of them would not verify tokens issued by another.
+    pub fn load(config: &AuthConfig, generated_key_dir: Option<&Path>) -> Result<Self, KeyError> {
+        let secret = if let Some(secret) = &config.jwt_secret {
+            secret.expose().as_bytes().to_vec()
+        } else if let Some(path) = &config.jwt_secret_file {
+            read_key_file(path)?
+        } else {
+            let dir = generated_key_dir.ok_or(KeyError::Missing)?;
+            read_or_generate_key(&dir.join(GENERATED_KEY_FILE))?
+        };
         let devices = DeviceKeys::load(config, &secret)?;
         Ok(Self::with_device_keys(&secret, devices))
-    }
-
-    fn load_secret(config: &Config) -> Result<Vec<u8>, KeyError> {
-        if let Some(secret) = &config.jwt_secret {
-            return Ok(secret.expose().as_bytes().to_vec());
-        }
-        if let Some(path) = &config.jwt_secret_file {
-            return read_key_file(path);
-        }
-        // Several nodes share one database in production: a key generated on
-        // one of them would not verify tokens issued by another.
-        if !config.uses_embedded_storage() {
-            return Err(KeyError::Missing);
-        }
-        let path = config.data_dir.join(GENERATED_KEY_FILE);
-        if path.exists() {
-            return read_key_file(&path);
-        }
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        write_private(&path, hex.as_bytes()).map_err(|source| KeyError::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
-        tracing::info!(path = %path.display(), "generated a token signing key");
-        Ok(hex.into_bytes())
     }
 
     /// The device keys' master: the cloud derives a device's key from it
@@ -187,35 +147,6 @@ impl TokenKeys {
 pub fn issued_at(claims: &Claims) -> Option<chrono::DateTime<Utc>> {
     let (secs, nanos) = claims.jti.get_timestamp()?.to_unix();
     chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
-}
-
-/// A key kept in a file: its trimmed contents, at least [`MIN_KEY_BYTES`].
-pub(super) fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let key = text.trim();
-    if key.len() < MIN_KEY_BYTES {
-        return Err(KeyError::TooShort(path.display().to_string()));
-    }
-    Ok(key.as_bytes().to_vec())
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
 }
 
 #[cfg(test)]
@@ -319,16 +250,13 @@ mod tests {
     #[test]
     fn a_generated_key_is_kept_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        let (token, _) = TokenKeys::load(&config)
+        let config = AuthConfig::default();
+        let (token, _) = TokenKeys::load(&config, Some(dir.path()))
             .unwrap()
             .issue(TokenKind::User, Uuid::now_v7(), 60, Utc::now())
             .unwrap();
         assert!(
-            TokenKeys::load(&config)
+            TokenKeys::load(&config, Some(dir.path()))
                 .unwrap()
                 .verify(&token, TokenKind::User)
                 .is_ok()
@@ -337,13 +265,10 @@ mod tests {
 
     #[test]
     fn production_storage_without_a_key_refuses_to_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            database_url: Some("postgres://db.example/lastseen".to_owned()),
-            ..Config::default()
-        };
-        assert!(matches!(TokenKeys::load(&config), Err(KeyError::Missing)));
+        assert!(matches!(
+            TokenKeys::load(&AuthConfig::default(), None),
+            Err(KeyError::Missing)
+        ));
     }
 
     #[test]
@@ -351,12 +276,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::write(&path, "short").unwrap();
-        let config = Config {
+        let config = AuthConfig {
             jwt_secret_file: Some(path),
-            ..Config::default()
+            ..AuthConfig::default()
         };
         assert!(matches!(
-            TokenKeys::load(&config),
+            TokenKeys::load(&config, Some(dir.path())),
             Err(KeyError::TooShort(_))
         ));
     }

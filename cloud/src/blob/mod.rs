@@ -3,6 +3,7 @@
 //! Keys are built only from ids ([`BlobKey::for_frame`]), never from user
 //! input, so no request can steer a write outside the store.
 
+mod config;
 #[cfg(test)]
 mod conformance;
 mod dir;
@@ -15,6 +16,7 @@ use lastseen_shared::DeviceId;
 
 use crate::store::ImageDigest;
 
+pub use config::BlobConfig;
 pub use dir::DirBlobStore;
 pub use s3::{S3BlobStore, S3Settings};
 

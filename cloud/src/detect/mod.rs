@@ -5,14 +5,16 @@
 //! - `pool` owns the queue and the worker threads. Inference is CPU-bound and
 //!   blocking, so it runs on dedicated threads, never on the async runtime.
 
+mod config;
 mod jpeg;
 mod model;
 mod pool;
 
+pub use config::DetectConfig;
 pub use jpeg::{ImageError, decode as decode_jpeg, dimensions as jpeg_dimensions, sniff_jpeg};
 pub use lastseen_shared::onnx::{OnnxRuntime, YoloxSession};
 pub use model::{Analysis, load_model, load_runtime};
-pub use pool::{DetectorPool, PoolSettings, QueueFull};
+pub use pool::{DetectorPool, QueueFull};
 
 use std::path::PathBuf;
 

@@ -5,34 +5,18 @@
 //! and the device keeps the frame for later.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use lastseen_shared::yolox::YoloxConfig;
 use tokio::sync::oneshot;
 
 use super::jpeg;
 use super::model::{Analysis, load_model, load_runtime};
-use super::{DetectError, YoloxSession};
+use super::{DetectConfig, DetectError, YoloxSession};
 use crate::metrics::Histogram;
-
-#[derive(Clone, Debug)]
-pub struct PoolSettings {
-    pub onnxruntime_lib: Option<PathBuf>,
-    pub model_path: PathBuf,
-    pub yolox: YoloxConfig,
-    pub workers: usize,
-    pub intra_threads: usize,
-    pub queue_depth: usize,
-    pub max_image_pixels: u64,
-    /// False skips the model: frames get their size from the JPEG header and
-    /// no detections. For measuring the rest of the ingest path only.
-    pub detect: bool,
-}
 
 /// The queue was full; the caller should ask the client to retry later.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +37,9 @@ pub struct DetectorPool {
 impl DetectorPool {
     /// Loads one session per worker before returning, so a bad model path or
     /// a missing runtime fails at startup rather than on the first frame.
-    pub fn start(settings: &PoolSettings) -> Result<Self, DetectError> {
-        let runtime = if settings.detect {
+    /// Larger images than `max_image_pixels` are refused before decoding.
+    pub fn start(settings: &DetectConfig, max_image_pixels: u64) -> Result<Self, DetectError> {
+        let runtime = if settings.enabled {
             Some(load_runtime(settings.onnxruntime_lib.as_deref())?)
         } else {
             tracing::warn!("detection is off (detect_enabled = false): frames get no detections");
@@ -69,13 +54,13 @@ impl DetectorPool {
                     load_model(
                         runtime,
                         &settings.model_path,
-                        settings.yolox.clone(),
-                        settings.intra_threads,
+                        settings.yolox(),
+                        settings.threads,
                     )
                 })
                 .transpose()?;
             let queue = queue.clone();
-            let max_pixels = settings.max_image_pixels;
+            let max_pixels = max_image_pixels;
             let latency = latency.clone();
             thread::Builder::new()
                 .name(format!("detect-{index}"))

@@ -4,20 +4,21 @@
 //! [`settings`] holds the gate settings pushed to devices and the status
 //! they report back.
 
-pub mod credentials;
+mod config;
 pub mod settings;
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use lastseen_shared::token::TokenKind;
-use lastseen_shared::{DeviceId, UserId};
+use lastseen_shared::{DeviceId, Secret, UserId};
 
+pub use config::DevicesConfig;
+
+use crate::auth::credentials::{CredentialChange, CredentialEvents};
 use crate::auth::{SignError, TokenKeys, delete_blobs, revocation_cut};
 use crate::blob::BlobStore;
-use crate::config::Secret;
 use crate::store::{DeviceRecord, DeviceStore, StoreError};
-use credentials::{CredentialChange, CredentialEvents};
 
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_KIND_CHARS: usize = 32;
@@ -60,18 +61,22 @@ impl Devices {
         store: Arc<dyn DeviceStore>,
         blobs: Arc<dyn BlobStore>,
         keys: Arc<TokenKeys>,
-        token_ttl_days: u64,
-        max_per_user: u32,
+        config: &DevicesConfig,
         events: CredentialEvents,
     ) -> Self {
         Self {
             store,
             blobs,
             keys,
-            token_ttl_secs: token_ttl_days.saturating_mul(86_400),
-            max_per_user,
+            token_ttl_secs: config.device_token_ttl_days.saturating_mul(86_400),
+            max_per_user: config.max_devices_per_user,
             events,
         }
+    }
+
+    /// How long a device token is valid after it is issued.
+    pub fn token_ttl_secs(&self) -> u64 {
+        self.token_ttl_secs
     }
 
     pub async fn create(

@@ -2,24 +2,25 @@
 //! `/auth/password`, and `DELETE /account`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use lastseen_shared::UserId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, CurrentUser};
 use super::openapi::{JsonTooLarge, NotJson, PasswordChecksBusy, UserTokenRefused};
+use super::{HttpConfig, HttpLimits};
 use crate::auth::AccessToken;
 use crate::state::AppState;
 
-pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+pub(super) fn router(limits: &HttpConfig) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
@@ -102,11 +103,12 @@ struct TokenAnswer {
 )]
 async fn register(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<HttpLimits>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewAccount>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
-    let client = client_address(&state.limits, &headers, peer);
+    let client = client_address(&limits, &headers, peer);
     let id = state
         .accounts
         .register(
@@ -149,11 +151,12 @@ async fn register(
 )]
 async fn login(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<HttpLimits>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<TokenAnswer>, ApiError> {
-    let client = client_address(&state.limits, &headers, peer);
+    let client = client_address(&limits, &headers, peer);
     let token = state
         .accounts
         .login(&body.username, &body.password, &client)
@@ -290,7 +293,7 @@ fn token_answer(token: AccessToken) -> TokenAnswer {
 
 fn client_address(limits: &HttpLimits, headers: &HeaderMap, peer: SocketAddr) -> String {
     super::client_ip::client_key(
-        limits.client_ip_header.as_deref(),
+        limits.config.client_ip_header.as_deref(),
         &limits.trusted_proxies,
         headers,
         peer,

@@ -8,13 +8,13 @@ use lastseen_shared::{DeviceId, DeviceStatus, GateSettings};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::HttpLimits;
+use super::HttpConfig;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentDevice, CurrentUser};
 use super::openapi::{DeviceTokenRefused, JsonTooLarge, NotJson, UserTokenRefused};
 use crate::state::AppState;
 
-pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+pub(super) fn router(limits: &HttpConfig) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(settings, put_settings))
         .routes(routes!(own_settings))

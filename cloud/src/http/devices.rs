@@ -11,14 +11,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::HttpLimits;
+use super::HttpConfig;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, CurrentUser};
 use super::openapi::{JsonTooLarge, NotJson, UserTokenRefused};
 use crate::devices::settings::DeviceOverview;
 use crate::state::AppState;
 
-pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+pub(super) fn router(limits: &HttpConfig) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
         .routes(routes!(show, rename, remove))

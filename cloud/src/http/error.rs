@@ -347,16 +347,6 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
-impl From<crate::serve::SlowBody> for ApiError {
-    fn from(error: crate::serve::SlowBody) -> Self {
-        ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!("{error}: send it at least at http_min_body_bytes_per_sec"),
-        )
-    }
-}
-
 impl From<crate::live::LiveError> for ApiError {
     fn from(error: crate::live::LiveError) -> Self {
         use crate::live::LiveError;

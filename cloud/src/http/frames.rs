@@ -1,10 +1,12 @@
 //! `POST /frames` (device ingest), `GET /frames/{id}`, `GET /frames/{id}/image`.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use lastseen_shared::{Detection, DeviceId, FrameId};
 use serde::{Deserialize, Serialize};
@@ -12,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, CurrentDevice, CurrentUser};
+use super::{HttpConfig, HttpLimits};
 use crate::auth::Session;
 use crate::ingest::{FrameMeta, IngestOutcome, meta};
 use crate::metrics::{FrameOutcome, Transport};
@@ -25,7 +27,7 @@ use crate::store::StoredFrame;
 const SEQ_HEADER: &str = "x-frame-seq";
 const CAPTURED_AT_HEADER: &str = "x-captured-at";
 
-pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+pub(super) fn router(limits: &HttpConfig) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ingest).layer(DefaultBodyLimit::max(limits.max_frame_bytes)))
         .routes(routes!(frame))
@@ -125,13 +127,14 @@ struct FrameView {
     )
 )]
 // The token and the headers are checked before the body is read: a refused
-// request costs no body buffer (F10), and with `Expect: 100-continue` the
+// request costs no body buffer, and with `Expect: 100-continue` the
 // device never gets the 100 and never sends the body. The listener then
 // closes the connection after the answer; what the device still sends is
 // read and dropped (not kept), so it reads the 401 instead of a broken pipe
 // (`serve::Drain`).
 async fn ingest(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<HttpLimits>>,
     device: Result<CurrentDevice, ApiError>,
     headers: HeaderMap,
     body: Request,
@@ -161,7 +164,7 @@ async fn ingest(
             if error.status() == StatusCode::SERVICE_UNAVAILABLE
                 && error.retry_after_secs().is_none()
             {
-                error.with_retry_after(state.limits.retry_after_secs)
+                error.with_retry_after(limits.config.retry_after_secs)
             } else {
                 error
             }

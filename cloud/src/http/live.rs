@@ -13,6 +13,9 @@
 //! (one more is closed with [`CLOSE_TOO_MANY`]), and a message the browser
 //! does not take within `live_send_timeout_secs` closes its socket.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -22,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::HttpLimits;
 use super::error::{ApiError, ErrorBody};
 use crate::live::{Handshake, LiveEvent, LiveFrame};
 use crate::state::AppState;
@@ -86,6 +90,7 @@ enum ServerMessage<'a> {
 )]
 async fn live(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<HttpLimits>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|rejection| {
@@ -98,17 +103,17 @@ async fn live(
     let handshake = state
         .live
         .try_handshake()
-        .map_err(|error| ApiError::from(error).with_retry_after(state.limits.retry_after_secs))?;
+        .map_err(|error| ApiError::from(error).with_retry_after(limits.config.retry_after_secs))?;
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .on_upgrade(move |socket| session(state, socket, handshake)))
 }
 
 async fn session(state: AppState, socket: WebSocket, handshake: Handshake) {
-    let timeout = state.limits.live_send_timeout;
+    let timeout = state.live.config().send_timeout();
     let mut socket = Socket { socket, timeout };
     let first = tokio::time::timeout(
-        state.limits.live_auth_timeout,
+        state.live.config().auth_timeout(),
         first_text(&mut socket.socket),
     )
     .await;
@@ -148,7 +153,7 @@ async fn session(state: AppState, socket: WebSocket, handshake: Handshake) {
     if socket.send(&ServerMessage::Ready).await.is_err() {
         return;
     }
-    let period = state.limits.live_ping_interval;
+    let period = state.live.config().ping_interval();
     let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {

@@ -3,6 +3,7 @@
 
 mod accounts;
 pub mod client_ip;
+mod config;
 mod control;
 mod device_frames;
 mod devices;
@@ -16,7 +17,7 @@ mod registration;
 mod retention;
 mod sightings;
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,32 +28,16 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use config::{HttpConfig, HttpLimits};
+
 use crate::state::AppState;
 use error::ApiError;
 
-/// Limits the HTTP layer itself enforces.
-#[derive(Clone, Debug)]
-pub struct HttpLimits {
-    pub max_frame_bytes: usize,
-    pub max_json_bytes: usize,
-    pub retry_after_secs: u32,
-    /// Header with the client address, set by `trusted_proxies`, for throttling.
-    pub client_ip_header: Option<String>,
-    pub trusted_proxies: Vec<client_ip::IpBlock>,
-    /// Browser origins allowed by CORS; empty means CORS is off.
-    pub cors_allowed_origins: Vec<String>,
-    /// Time a live WebSocket has to authenticate.
-    pub live_auth_timeout: Duration,
-    /// Keepalive pings of a live WebSocket, also when its session is re-checked.
-    pub live_ping_interval: Duration,
-    /// A live message the browser does not take in this time closes its socket.
-    pub live_send_timeout: Duration,
-}
-
-pub fn router(state: AppState) -> Router {
-    let cors = cors_layer(&state.limits.cors_allowed_origins);
-    let (api, document) = api(&state.limits).split_for_parts();
+pub fn router(state: AppState, config: &HttpConfig) -> Router {
+    let cors = cors_layer(&config.cors_allowed_origins);
+    let (api, document) = api(config).split_for_parts();
     api.layer(Extension(openapi::Published::new(&document)))
+        .layer(Extension(Arc::new(config.limits())))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -72,7 +57,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Every route under `/api/v1`, with the OpenAPI document built from the
 /// same `routes!` lists that register them.
-fn api(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+fn api(limits: &HttpConfig) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::new()
         .merge(accounts::router(limits))
         .merge(devices::router(limits))

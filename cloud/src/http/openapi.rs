@@ -262,21 +262,10 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::http::HttpLimits;
 
     fn document() -> serde_json::Value {
-        let limits = HttpLimits {
-            max_frame_bytes: 1,
-            max_json_bytes: 1,
-            retry_after_secs: 1,
-            client_ip_header: None,
-            trusted_proxies: Vec::new(),
-            cors_allowed_origins: Vec::new(),
-            live_auth_timeout: std::time::Duration::from_secs(1),
-            live_ping_interval: std::time::Duration::from_secs(1),
-            live_send_timeout: std::time::Duration::from_secs(1),
-        };
-        let (_, document) = crate::http::api(&limits).split_for_parts();
+        let config = crate::http::HttpConfig::default();
+        let (_, document) = crate::http::api(&config).split_for_parts();
         serde_json::to_value(document).expect("serialises")
     }
 

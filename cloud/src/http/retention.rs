@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::HttpLimits;
+use super::HttpConfig;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, CurrentUser};
 use super::openapi::{JsonTooLarge, NotJson, UserTokenRefused};
@@ -16,7 +16,7 @@ use crate::retention::{LimitsSource, UserRetention};
 use crate::state::AppState;
 use crate::store::RetentionLimits;
 
-pub(super) fn router(limits: &HttpLimits) -> OpenApiRouter<AppState> {
+pub(super) fn router(limits: &HttpConfig) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_retention, set_retention, reset_retention))
         .layer(DefaultBodyLimit::max(limits.max_json_bytes))

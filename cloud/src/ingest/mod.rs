@@ -13,6 +13,7 @@
 //! its own (`unchanged`).
 
 pub mod admission;
+mod config;
 mod error;
 pub mod meta;
 pub mod quota;
@@ -25,6 +26,7 @@ use chrono::Utc;
 use lastseen_shared::{DeviceId, FrameId, UserId};
 
 pub use admission::{Admission, AdmissionSettings, Budget, OverBudget};
+pub use config::IngestConfig;
 pub use error::{IngestError, IngestErrorKind};
 pub use meta::{FrameMeta, MetaError};
 pub use quota::OverQuota;

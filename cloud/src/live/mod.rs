@@ -7,7 +7,9 @@
 //! Ingest feeds the hub through [`FrameObserver`] and knows nothing of it.
 //! The hub also bounds the sessions: `live_max_sockets_per_user` per user
 //! ([`LiveHub::try_subscribe`]) and `live_max_pending` not yet authenticated
-//! ([`LiveHub::try_handshake`]).
+//! ([`LiveHub::try_handshake`]), and keeps the sessions' timers ([`LiveConfig`]).
+
+mod config;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +19,8 @@ use chrono::{DateTime, Utc};
 use lastseen_shared::{Detection, DeviceId, FrameId, UserId};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+
+pub use config::LiveConfig;
 
 use crate::ingest::FrameObserver;
 use crate::store::StoredFrame;
@@ -70,8 +74,7 @@ pub struct Handshake {
 type Channels = HashMap<UserId, broadcast::Sender<Arc<LiveFrame>>>;
 
 struct Shared {
-    capacity: usize,
-    max_per_user: usize,
+    config: LiveConfig,
     pending: Arc<Semaphore>,
     channels: Mutex<Channels>,
     missed: AtomicU64,
@@ -92,23 +95,22 @@ pub struct LiveHub {
 }
 
 impl LiveHub {
-    /// `capacity`: events buffered per user for its slowest subscriber (at least 1).
-    pub fn new(capacity: usize) -> Self {
-        Self::bounded(capacity, usize::MAX, Semaphore::MAX_PERMITS)
-    }
-
-    /// With at most `max_per_user` subscriptions per user through
-    /// [`Self::try_subscribe`] and `max_pending` [`Handshake`]s at once.
-    pub fn bounded(capacity: usize, max_per_user: usize, max_pending: usize) -> Self {
+    pub fn new(config: &LiveConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
-                capacity: capacity.max(1),
-                max_per_user,
-                pending: Arc::new(Semaphore::new(max_pending.min(Semaphore::MAX_PERMITS))),
+                config: config.clone(),
+                pending: Arc::new(Semaphore::new(
+                    config.max_pending.min(Semaphore::MAX_PERMITS),
+                )),
                 channels: Mutex::new(HashMap::new()),
                 missed: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The settings of the sessions, their timers included.
+    pub fn config(&self) -> &LiveConfig {
+        &self.shared.config
     }
 
     /// Events for `user` from now on, until the subscription is dropped.
@@ -116,7 +118,7 @@ impl LiveHub {
         let mut channels = self.shared.channels();
         let receiver = channels
             .entry(user)
-            .or_insert_with(|| broadcast::channel(self.shared.capacity).0)
+            .or_insert_with(|| broadcast::channel(self.shared.config.channel_capacity.max(1)).0)
             .subscribe();
         Subscription {
             user,
@@ -125,14 +127,14 @@ impl LiveHub {
         }
     }
 
-    /// Like [`Self::subscribe`], unless `user` already has `max_per_user`
+    /// Like [`Self::subscribe`], unless `user` already has `live_max_sockets_per_user`
     /// subscriptions (checked and taken under one lock).
     pub fn try_subscribe(&self, user: UserId) -> Result<Subscription, LiveError> {
         let mut channels = self.shared.channels();
         let sender = channels
             .entry(user)
-            .or_insert_with(|| broadcast::channel(self.shared.capacity).0);
-        if sender.receiver_count() >= self.shared.max_per_user {
+            .or_insert_with(|| broadcast::channel(self.shared.config.channel_capacity.max(1)).0);
+        if sender.receiver_count() >= self.shared.config.max_sockets_per_user {
             return Err(LiveError::TooManySockets);
         }
         Ok(Subscription {
@@ -243,7 +245,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_frame_reaches_every_subscriber_of_its_owner_only() {
-        let hub = LiveHub::new(8);
+        let hub = LiveHub::new(&LiveConfig {
+            channel_capacity: 8,
+            ..LiveConfig::default()
+        });
         let (alice, bob) = (UserId::new(), UserId::new());
         let mut alice_phone = hub.subscribe(alice);
         let mut alice_laptop = hub.subscribe(alice);
@@ -260,7 +265,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_subscriber_misses_the_oldest_frames_and_is_told_how_many() {
-        let hub = LiveHub::new(2);
+        let hub = LiveHub::new(&LiveConfig {
+            channel_capacity: 2,
+            ..LiveConfig::default()
+        });
         let user = UserId::new();
         let mut slow = hub.subscribe(user);
         for name in ["1", "2", "3", "4", "5"] {
@@ -274,14 +282,20 @@ mod tests {
 
     #[test]
     fn publishing_without_subscribers_keeps_nothing() {
-        let hub = LiveHub::new(4);
+        let hub = LiveHub::new(&LiveConfig {
+            channel_capacity: 4,
+            ..LiveConfig::default()
+        });
         hub.publish(UserId::new(), frame("nobody"));
         assert_eq!(hub.users(), 0);
     }
 
     #[test]
     fn the_last_subscription_dropped_removes_the_users_channel() {
-        let hub = LiveHub::new(4);
+        let hub = LiveHub::new(&LiveConfig {
+            channel_capacity: 4,
+            ..LiveConfig::default()
+        });
         let user = UserId::new();
         let first = hub.subscribe(user);
         let second = hub.subscribe(user);
@@ -293,7 +307,12 @@ mod tests {
 
     #[test]
     fn subscriptions_and_handshakes_are_bounded() {
-        let hub = LiveHub::bounded(4, 2, 1);
+        let hub = LiveHub::new(&LiveConfig {
+            channel_capacity: 4,
+            max_sockets_per_user: 2,
+            max_pending: 1,
+            ..LiveConfig::default()
+        });
         let (alice, bob) = (UserId::new(), UserId::new());
         let first = hub.try_subscribe(alice).expect("first");
         let _second = hub.try_subscribe(alice).expect("second");

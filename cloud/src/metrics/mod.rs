@@ -99,6 +99,15 @@ pub enum StatusSkip {
     QueueFull,
 }
 
+/// A cache's counters, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub bytes: u64,
+    pub capacity: u64,
+}
+
 /// Gauges read when the metrics are rendered.
 pub struct Gauges<'a> {
     pub queue_depth: usize,
@@ -106,7 +115,7 @@ pub struct Gauges<'a> {
     pub detection_seconds: &'a Histogram,
     pub password_hashing: crate::bounded::WorkLoad,
     pub renders: crate::bounded::WorkLoad,
-    pub thumbnail_cache: crate::query::CacheStats,
+    pub thumbnail_cache: CacheStats,
 }
 
 #[derive(Default)]

@@ -310,7 +310,7 @@ mod tests {
                 in_flight: 1,
                 peak: 3,
             },
-            thumbnail_cache: crate::query::CacheStats {
+            thumbnail_cache: crate::metrics::CacheStats {
                 hits: 7,
                 misses: 2,
                 bytes: 1000,

@@ -15,11 +15,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use lastseen_shared::Secret;
 use rumqttd::{Broker, ConnectionSettings, RouterConfig, ServerSettings};
 
+use super::MqttConfig;
 use super::guard::Upstream;
 use super::{CLOUD_USERNAME, MqttError};
-use crate::config::{Config, Secret};
 
 /// Milliseconds a new connection has to send its CONNECT (the guard's
 /// timeout for devices, which includes a TLS handshake, too).
@@ -44,7 +45,7 @@ pub(super) struct Embedded {
 }
 
 /// Starts the broker on its own thread; returns once its ports are claimed.
-pub(super) fn start(config: &Config) -> Result<Embedded, MqttError> {
+pub(super) fn start(config: &MqttConfig) -> Result<Embedded, MqttError> {
     let internal = crate::free_loopback_port().map_err(MqttError::Internal)?;
     let password = random_secret();
     let guard = Upstream {
@@ -79,10 +80,10 @@ pub(super) fn start(config: &Config) -> Result<Embedded, MqttError> {
     ]);
     let broker_config = rumqttd::Config {
         router: RouterConfig {
-            max_connections: config.mqtt_max_connections + 1 + SLOT_HEADROOM,
+            max_connections: config.max_connections + 1 + SLOT_HEADROOM,
             max_outgoing_packet_count: 200,
-            max_segment_size: config.mqtt_broker_segment_bytes,
-            max_segment_count: config.mqtt_broker_segments,
+            max_segment_size: config.broker_segment_bytes,
+            max_segment_count: config.broker_segments,
             ..RouterConfig::default()
         },
         v4: Some(servers),
@@ -108,12 +109,12 @@ fn random_secret() -> Secret {
     Secret::new(uuid::Uuid::new_v4().simple().to_string())
 }
 
-fn base_settings(config: &Config) -> ConnectionSettings {
+fn base_settings(config: &MqttConfig) -> ConnectionSettings {
     ConnectionSettings {
         connection_timeout_ms: CONNECT_TIMEOUT_MS,
         // The guard has checked each payload against its own limit; this
         // limit is on the whole packet.
-        max_payload_size: config.mqtt_max_message_bytes + HEADER_ROOM,
+        max_payload_size: config.max_message_bytes + HEADER_ROOM,
         max_inflight_count: MAX_INFLIGHT,
         auth: None,
         external_auth: None,
@@ -123,7 +124,7 @@ fn base_settings(config: &Config) -> ConnectionSettings {
 
 /// The guard logs in as the device it speaks for (username = client id =
 /// device id) with the guard's secret; the cloud's username never.
-fn guard_settings(config: &Config, secret: Secret) -> ConnectionSettings {
+fn guard_settings(config: &MqttConfig, secret: Secret) -> ConnectionSettings {
     let mut settings = base_settings(config);
     settings.set_auth_handler(
         move |client_id: String, username: String, password: String| {
@@ -137,7 +138,7 @@ fn guard_settings(config: &Config, secret: Secret) -> ConnectionSettings {
 }
 
 /// The cloud's client logs in with [`CLOUD_USERNAME`] and a per-process secret.
-fn cloud_settings(config: &Config, secret: Secret) -> ConnectionSettings {
+fn cloud_settings(config: &MqttConfig, secret: Secret) -> ConnectionSettings {
     let mut settings = base_settings(config);
     settings.set_auth_handler(
         move |client_id: String, username: String, password: String| {

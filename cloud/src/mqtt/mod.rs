@@ -23,11 +23,11 @@
 //! rumqttd refuses out-of-order PUBACKs, which concurrent ingest produces.
 
 mod broker;
+pub mod config;
 mod dynsec;
 pub mod frames;
 mod guard;
 mod session;
-pub mod settings;
 mod status;
 
 use std::net::SocketAddr;
@@ -36,8 +36,8 @@ use std::net::SocketAddr;
 pub use guard::unguarded_upstream;
 use lastseen_shared::BrokerUrl;
 
-use crate::config::{Config, MqttMode};
 use crate::state::AppState;
+pub use config::{MqttConfig, MqttMode};
 
 /// The username of the cloud's own client: the embedded broker's internal
 /// listener takes only it, and the guard refuses it (and its prefix) to
@@ -69,8 +69,8 @@ pub enum MqttError {
 
 /// Starts MQTT as configured; returns once the cloud's client is connected
 /// and subscribed, so a wrong address or credential fails at startup.
-pub async fn start(config: &Config, state: &AppState) -> Result<(), MqttError> {
-    let target = match config.mqtt {
+pub async fn start(config: &MqttConfig, state: &AppState) -> Result<(), MqttError> {
+    let target = match config.mode {
         MqttMode::Off => return Ok(()),
         MqttMode::Embedded => {
             let listener = guard::bind(config).await?;
@@ -79,11 +79,11 @@ pub async fn start(config: &Config, state: &AppState) -> Result<(), MqttError> {
             let connect_timeout =
                 std::time::Duration::from_millis(broker::CONNECT_TIMEOUT_MS.into());
             guard::start(listener, config, state, embedded.guard, connect_timeout)?;
-            tracing::info!(listen = %config.mqtt_listen, tls = config.mqtt_tls_cert.is_some(), "embedded MQTT broker started");
+            tracing::info!(listen = %config.listen, tls = config.tls_cert.is_some(), "embedded MQTT broker started");
             target
         }
         MqttMode::External => {
-            let url = BrokerUrl::parse(config.mqtt_url.as_deref().unwrap_or_default())?;
+            let url = BrokerUrl::parse(config.url.as_deref().unwrap_or_default())?;
             session::Target::external(url, config)
         }
     };

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use lastseen_shared::FrameId;
 use lru::LruCache;
 
+use crate::metrics::CacheStats;
+
 /// What distinguishes two copies of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) struct CopyKey {
@@ -25,15 +27,6 @@ pub(super) struct CopyKey {
 /// Counted per entry beside its bytes: the key, the map's and the list's
 /// bookkeeping.
 const ENTRY_OVERHEAD: usize = 96;
-
-/// The cache's counters, for `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub bytes: u64,
-    pub capacity: u64,
-}
 
 pub(super) struct CopyCache {
     capacity: usize,

@@ -3,23 +3,26 @@
 //! Every call is scoped to the asking user's devices.
 
 mod cache;
+mod config;
 pub mod cursor;
 mod render;
 
-use crate::bounded::{BoundedWork, Busy, WorkLoad};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lastseen_shared::{DeviceId, FrameId, Label, UserId};
 
-pub use cache::CacheStats;
+pub use config::QueryConfig;
 pub use cursor::CursorError;
 
 use cache::{CopyCache, CopyKey};
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
+use crate::bounded::{BoundedWork, Busy, WorkLoad};
 use crate::detect::ImageError;
+use crate::metrics::CacheStats;
 use crate::store::{
     Cursor, DetectionQuery, DetectionRow, FrameRecord, Sighting, Store, StoreError, StoredFrame,
 };
@@ -115,21 +118,21 @@ impl Sightings {
     pub fn new(
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
-        max_page_size: u32,
+        config: &QueryConfig,
         max_image_pixels: u64,
-        max_thumbnail_width: u32,
-        renders: BoundedWork,
-        thumbnail_cache_bytes: usize,
     ) -> Self {
         Self {
             store,
             blobs,
-            default_page_size: max_page_size.min(50),
-            max_page_size,
+            default_page_size: config.max_page_size.min(50),
+            max_page_size: config.max_page_size,
             max_image_pixels,
-            max_thumbnail_width,
-            renders,
-            copies: CopyCache::new(thumbnail_cache_bytes),
+            max_thumbnail_width: config.max_thumbnail_width,
+            renders: BoundedWork::new(
+                config.render_max_concurrent,
+                Duration::from_millis(config.render_wait_ms),
+            ),
+            copies: CopyCache::new(config.thumbnail_cache_bytes),
         }
     }
 

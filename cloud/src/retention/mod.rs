@@ -17,6 +17,7 @@
 //! check and its delete loses the image again (the frame keeps its rows and
 //! answers "no image"); the grace period makes that a resend hours late.
 
+mod config;
 mod orphans;
 mod plan;
 mod sweep;
@@ -32,6 +33,7 @@ use lastseen_shared::UserId;
 use crate::blob::{BlobError, BlobKey, BlobStore};
 use crate::store::{RetentionLimits, RetentionStore, StoreError};
 
+pub use config::RetentionConfig;
 pub use orphans::OrphanReport;
 pub use sweep::RetentionReport;
 

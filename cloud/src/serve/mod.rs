@@ -20,6 +20,7 @@
 //! lets the requests in flight finish.
 
 mod body;
+mod config;
 mod conn;
 
 use std::convert::Infallible;
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -40,44 +41,24 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt as _;
 
 pub use body::SlowBody;
+pub use config::{ServeConfig, ServeLimits};
 pub use conn::Drain;
 use conn::{Activity, Expired, TrackedIo};
 
-use crate::http::error::ApiError;
 use crate::metrics::{ConnectionClose, Metrics};
-
-/// The limits of one listener (`http_*` settings).
-#[derive(Clone, Debug)]
-pub struct ServeLimits {
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub min_body_bytes_per_sec: u64,
-    pub body_rate_window: Duration,
-    pub max_connections: usize,
-    /// What is read and dropped after an answer that ends the connection.
-    pub drain: Drain,
-}
-
-impl ServeLimits {
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            header_timeout: Duration::from_secs(config.http_header_timeout_secs),
-            idle_timeout: Duration::from_secs(config.http_idle_timeout_secs),
-            min_body_bytes_per_sec: config.http_min_body_bytes_per_sec,
-            body_rate_window: Duration::from_secs(config.http_body_rate_window_secs),
-            max_connections: config.http_max_connections,
-            // As much as a request could have sent, for as long as a
-            // connection may idle.
-            drain: Drain {
-                bytes: config.max_frame_bytes.max(config.max_json_bytes),
-                time: Duration::from_secs(config.http_idle_timeout_secs),
-            },
-        }
-    }
-}
 
 /// What a connection past `http_max_connections` gets before it is closed.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: 81\r\n\r\n{\"error\":{\"code\":\"overloaded\",\"message\":\"too many connections; try again later\"}}";
+
+/// The answer to a request whose body came slower than the floor, in the
+/// API's error shape.
+fn slow_body() -> Response {
+    let body = serde_json::json!({"error": {
+        "code": "request_timeout",
+        "message": format!("{SlowBody}: send it at least at http_min_body_bytes_per_sec"),
+    }});
+    (StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response()
+}
 
 /// Serves `app` on `listener` until `shutdown` completes, then waits for the
 /// connections still open to finish their requests.
@@ -263,7 +244,7 @@ impl Handler {
             // told why.
             self.metrics
                 .http_connection_timed_out(ConnectionClose::Body);
-            response = ApiError::from(SlowBody).into_response();
+            response = slow_body();
         }
         if !body.is_read() {
             // The rest of the body is not read (an early 401, a 408): the

@@ -9,6 +9,7 @@
 //! every backend so they cannot drift. Timestamps are UTC; ids are
 //! UUIDs; `(device, seq)` is unique, which is what makes ingest idempotent.
 
+mod config;
 #[cfg(test)]
 mod conformance;
 mod device_state;
@@ -25,6 +26,7 @@ mod users;
 
 use async_trait::async_trait;
 
+pub use config::StoreConfig;
 pub use device_state::{DeviceStateStore, ReportedStatus};
 pub use devices::DeviceStore;
 pub use frames::FrameStore;

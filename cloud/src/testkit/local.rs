@@ -10,7 +10,8 @@ use tokio::task::JoinHandle;
 
 use super::settings::CloudMqtt;
 use crate::StartupError;
-use crate::config::{Config, MqttMode};
+use crate::config::Config;
+use crate::mqtt::MqttMode;
 
 /// How long a starting cloud may take to answer `/health` (it loads the model).
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);
@@ -173,10 +174,10 @@ impl LocalCloud {
 
     /// Where devices connect for MQTT, unless the node takes none.
     pub fn mqtt_url(&self) -> Option<String> {
-        match self.config.mqtt {
+        match self.config.mqtt.mode {
             MqttMode::Off => None,
-            MqttMode::Embedded => Some(format!("mqtt://{}", self.config.mqtt_listen)),
-            MqttMode::External => self.config.mqtt_url.clone(),
+            MqttMode::Embedded => Some(format!("mqtt://{}", self.config.mqtt.listen)),
+            MqttMode::External => self.config.mqtt.url.clone(),
         }
     }
 }

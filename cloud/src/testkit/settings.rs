@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::config::{Config, MqttMode, Secret};
+use lastseen_shared::Secret;
+
+use crate::config::Config;
+use crate::mqtt::MqttMode;
 
 /// The JWT key of test clouds, so a test can forge tokens with it.
 pub const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
@@ -21,22 +24,23 @@ impl Config {
     /// the fixtures' model, no MQTT (the embedded broker would want 1883,
     /// which this machine's Mosquitto holds: see [`CloudMqtt`]).
     pub fn for_tests(data_dir: &Path) -> Self {
-        Self {
+        let mut config = Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.to_path_buf(),
-            model_path: super::model_path(),
-            detect_workers: 1,
-            detect_threads: 1,
-            argon2_memory_kib: 256,
-            argon2_iterations: 1,
-            // Every test client registers from 127.0.0.1; the throttling
-            // tests set their own limits.
-            register_max_per_client: 1000,
-            jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
             log: "warn".to_owned(),
-            mqtt: MqttMode::Off,
             ..Self::default()
-        }
+        };
+        config.detect.model_path = super::model_path();
+        config.detect.workers = 1;
+        config.detect.threads = 1;
+        config.auth.argon2_memory_kib = 256;
+        config.auth.argon2_iterations = 1;
+        // Every test client registers from 127.0.0.1; the throttling tests
+        // set their own limits.
+        config.auth.register_max_per_client = 1000;
+        config.auth.jwt_secret = Some(Secret::new(TEST_JWT_SECRET));
+        config.mqtt.mode = MqttMode::Off;
+        config
     }
 }
 
@@ -56,15 +60,15 @@ impl CloudMqtt {
     /// Points `config` at this broker.
     pub fn apply(&self, config: &mut Config) -> std::io::Result<()> {
         match self {
-            Self::Off => config.mqtt = MqttMode::Off,
+            Self::Off => config.mqtt.mode = MqttMode::Off,
             Self::Embedded => {
-                config.mqtt = MqttMode::Embedded;
-                config.mqtt_listen = crate::free_loopback_port()?;
+                config.mqtt.mode = MqttMode::Embedded;
+                config.mqtt.listen = crate::free_loopback_port()?;
             }
             Self::Mosquitto { prefix } => {
-                config.mqtt = MqttMode::External;
-                config.mqtt_url = Some(format!("mqtt://{MOSQUITTO}"));
-                config.mqtt_topic_prefix = prefix.clone();
+                config.mqtt.mode = MqttMode::External;
+                config.mqtt.url = Some(format!("mqtt://{MOSQUITTO}"));
+                config.mqtt.topic_prefix = prefix.clone();
             }
         }
         Ok(())

@@ -84,15 +84,15 @@ async fn flood(
 async fn a_flooding_tenant_does_not_starve_another() {
     let app = Arc::new(
         spawn_app_with(|config| {
-            config.queue_depth = 4;
-            config.max_image_pixels = 1920 * 1080;
-            config.admit_min_frame_pixels = 4096;
+            config.detect.queue_depth = 4;
+            config.ingest.max_image_pixels = 1920 * 1080;
+            config.ingest.admit_min_frame_pixels = 4096;
             // One 1080p frame at once, then one every two seconds: a device
             // and an account alike. Alice's ten small frames fit the burst.
-            config.admit_device_pixels_per_sec = 1_000_000;
-            config.admit_device_burst_pixels = 1920 * 1080;
-            config.admit_owner_pixels_per_sec = 1_000_000;
-            config.admit_owner_burst_pixels = 1920 * 1080;
+            config.ingest.admit_device_pixels_per_sec = 1_000_000;
+            config.ingest.admit_device_burst_pixels = 1920 * 1080;
+            config.ingest.admit_owner_pixels_per_sec = 1_000_000;
+            config.ingest.admit_owner_burst_pixels = 1920 * 1080;
         })
         .await,
     );
@@ -191,8 +191,8 @@ async fn a_frame_past_the_quota_gets_507_and_nothing_is_stored() {
     let coffee = fixture_jpeg("coffee.png");
     let quota = (dog.len() + coffee.len() + 100) as u64;
     let app = spawn_app_with(|config| {
-        config.user_quota_bytes = Some(quota);
-        config.skip_unchanged_images = false;
+        config.ingest.user_quota_bytes = Some(quota);
+        config.ingest.skip_unchanged_images = false;
     })
     .await;
     let alice = app.user("alice").await;
@@ -260,15 +260,15 @@ async fn over_mqtt_a_refused_frame_gets_no_ack_and_is_counted() {
     let mut prefix = String::new();
     let app = spawn_app_with(|config| {
         address = use_broker(config, Broker::Embedded);
-        prefix = config.mqtt_topic_prefix.clone();
+        prefix = config.mqtt.topic_prefix.clone();
         // Alice: room for the dog only. Bob: one frame's worth of pixels,
         // then 1 px/s.
-        config.user_quota_bytes = Some(dog.len() as u64 + 100);
-        config.max_image_pixels = 768 * 576;
-        config.admit_device_pixels_per_sec = 1;
-        config.admit_device_burst_pixels = 768 * 576;
-        config.admit_min_frame_pixels = 768 * 576;
-        config.skip_unchanged_images = false;
+        config.ingest.user_quota_bytes = Some(dog.len() as u64 + 100);
+        config.ingest.max_image_pixels = 768 * 576;
+        config.ingest.admit_device_pixels_per_sec = 1;
+        config.ingest.admit_device_burst_pixels = 768 * 576;
+        config.ingest.admit_min_frame_pixels = 768 * 576;
+        config.ingest.skip_unchanged_images = false;
     })
     .await;
     let topics = Topics::new(&prefix).unwrap();

@@ -86,7 +86,7 @@ async fn bodies_that_are_not_whole_jpegs_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_413() {
-    let app = spawn_app_with(|config| config.max_frame_bytes = 20_000).await;
+    let app = spawn_app_with(|config| config.http.max_frame_bytes = 20_000).await;
     let user = app.user("alice").await;
     let (_, device) = app.device(&user, "Desk").await;
     let big = trace_frame(0);
@@ -251,8 +251,8 @@ async fn unknown_routes_and_methods_answer_in_the_error_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after_and_loses_nothing() {
     let app = spawn_app_with(|config| {
-        config.queue_depth = 1;
-        config.retry_after_secs = 2;
+        config.detect.queue_depth = 1;
+        config.http.retry_after_secs = 2;
     })
     .await;
     let user = app.user("alice").await;

@@ -273,7 +273,7 @@ async fn concurrent_resends_of_one_frame_store_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_outage_answers_503_and_the_resent_frame_is_stored_once() {
-    let app = spawn_app_with(|config| config.retry_after_secs = 3).await;
+    let app = spawn_app_with(|config| config.http.retry_after_secs = 3).await;
     let user = app.user("alice").await;
     let (_, device) = app.device(&user, "Desk").await;
     // Break the blob store under the running server: its directory becomes a file.

@@ -7,7 +7,7 @@ use crate::helpers::{error_code, spawn_app, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_cannot_register_more_devices_than_allowed() {
-    let app = spawn_app_with(|config| config.max_devices_per_user = 2).await;
+    let app = spawn_app_with(|config| config.devices.max_devices_per_user = 2).await;
     let user = app.user("alice").await;
     app.device(&user, "one").await;
     app.device(&user, "two").await;
@@ -59,7 +59,7 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_answers_only_the_configured_origins() {
     let app = spawn_app_with(|config| {
-        config.cors_allowed_origins = vec!["https://app.example".to_owned()]
+        config.http.cors_allowed_origins = vec!["https://app.example".to_owned()]
     })
     .await;
     let preflight = |origin: &'static str| {

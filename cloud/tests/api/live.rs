@@ -183,8 +183,8 @@ async fn a_bad_token_or_message_is_refused_and_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_and_logging_out_close_the_socket() {
     let app = spawn_app_with(|config| {
-        config.live_auth_timeout_secs = 1;
-        config.live_ping_interval_secs = 1;
+        config.live.auth_timeout_secs = 1;
+        config.live.ping_interval_secs = 1;
     })
     .await;
     let user = app.user("dave").await;
@@ -223,7 +223,7 @@ async fn a_plain_get_is_told_to_upgrade() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_has_at_most_live_max_sockets_per_user_open() {
-    let app = spawn_app_with(|config| config.live_max_sockets_per_user = 2).await;
+    let app = spawn_app_with(|config| config.live.max_sockets_per_user = 2).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let first = live_session(&app, &alice).await;
@@ -258,8 +258,8 @@ async fn a_user_has_at_most_live_max_sockets_per_user_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshakes_waiting_to_authenticate_are_capped_at_live_max_pending() {
     let app = spawn_app_with(|config| {
-        config.live_max_pending = 2;
-        config.live_auth_timeout_secs = 600;
+        config.live.max_pending = 2;
+        config.live.auth_timeout_secs = 600;
     })
     .await;
     let user = app.user("erin").await;

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lastseen_cloud::config::{Config, MqttMode, Secret};
+use lastseen_cloud::config::{Config, Secret};
+use lastseen_cloud::mqtt::MqttMode;
 
 /// The dynamic-security admin; the cloud logs in as it.
 pub(crate) const ADMIN: &str = "admin";
@@ -184,13 +185,13 @@ impl DynsecBroker {
     /// under a unique topic prefix and share group.
     pub(crate) fn configure(&self, config: &mut Config) {
         let unique = uuid::Uuid::new_v4().simple().to_string();
-        config.mqtt = MqttMode::External;
-        config.mqtt_url = Some(format!("mqtt://{}", self.address));
-        config.mqtt_dynsec = true;
-        config.mqtt_username = Some(ADMIN.to_owned());
-        config.mqtt_password = Some(Secret::new(self.admin_password.clone()));
-        config.mqtt_topic_prefix = format!("lastseen-test/{unique}");
-        config.mqtt_shared_group = format!("g{unique}");
+        config.mqtt.mode = MqttMode::External;
+        config.mqtt.url = Some(format!("mqtt://{}", self.address));
+        config.mqtt.dynsec = true;
+        config.mqtt.username = Some(ADMIN.to_owned());
+        config.mqtt.password = Some(Secret::new(self.admin_password.clone()));
+        config.mqtt.topic_prefix = format!("lastseen-test/{unique}");
+        config.mqtt.shared_group = format!("g{unique}");
     }
 
     /// Runs `mosquitto_ctrl dynsec ARGS` as the admin; its output.

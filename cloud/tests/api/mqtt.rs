@@ -28,7 +28,7 @@ pub(crate) async fn setup(broker: Broker) -> Setup {
     let mut prefix = String::new();
     let app = spawn_app_with(|config| {
         address = use_broker(config, broker);
-        prefix = config.mqtt_topic_prefix.clone();
+        prefix = config.mqtt.topic_prefix.clone();
     })
     .await;
     let user = app.user("alice").await;
@@ -409,7 +409,7 @@ async fn a_taken_mqtt_port_is_a_startup_error_naming_the_setting() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap();
     let started = LocalCloud::start(CloudMqtt::Embedded, |config| {
-        config.mqtt_listen = taken_addr;
+        config.mqtt.listen = taken_addr;
     })
     .await;
     let Err(error) = started else {

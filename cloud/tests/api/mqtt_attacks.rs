@@ -64,8 +64,8 @@ async fn scene_with(broker: Broker, customize: impl FnOnce(&mut Config)) -> Scen
     let app = spawn_app_with(|config| {
         address = use_broker(config, broker);
         customize(config);
-        prefix = config.mqtt_topic_prefix.clone();
-        group = config.mqtt_shared_group.clone();
+        prefix = config.mqtt.topic_prefix.clone();
+        group = config.mqtt.shared_group.clone();
     })
     .await;
     let topics = Topics::new(&prefix).expect("prefix");
@@ -404,7 +404,7 @@ async fn a_revoked_device_is_disconnected_and_refused(broker: Broker) {
 /// Rotation ends the session on the old token; one on the new token stays
 /// through later re-checks.
 async fn a_rotated_device_is_disconnected_and_refused(broker: Broker) {
-    let s = scene_with(broker, |config| config.mqtt_session_recheck_secs = 1).await;
+    let s = scene_with(broker, |config| config.mqtt.session_recheck_secs = 1).await;
     let mut old = s.attacker().await;
     let rotated = s.bob_posts("rotate").await;
     let new_token = rotated["token"].as_str().expect("token");

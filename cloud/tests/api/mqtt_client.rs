@@ -39,14 +39,14 @@ pub(crate) fn use_broker(config: &mut Config, broker: Broker) -> String {
     match broker {
         Broker::Embedded => {
             CloudMqtt::Embedded.apply(config).expect("a free port");
-            config.mqtt_listen.to_string()
+            config.mqtt.listen.to_string()
         }
         Broker::Mosquitto => {
             let prefix = format!("lastseen-test/{unique}");
             CloudMqtt::Mosquitto { prefix }
                 .apply(config)
                 .expect("no port to reserve");
-            config.mqtt_shared_group = format!("g{unique}");
+            config.mqtt.shared_group = format!("g{unique}");
             MOSQUITTO.to_owned()
         }
         Broker::Dynsec => {

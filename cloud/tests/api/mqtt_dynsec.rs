@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lastseen_cloud::config::MqttMode;
+use lastseen_cloud::mqtt::MqttMode;
 use lastseen_shared::{DeviceId, DeviceStatus, GateSettings, TopicKind, Topics};
 use reqwest::StatusCode;
 use rumqttc::{
@@ -41,8 +41,8 @@ async fn setup_with(customize: impl FnOnce(&mut lastseen_cloud::config::Config))
     let app = spawn_app_with(|config| {
         broker.configure(config);
         customize(config);
-        prefix = config.mqtt_topic_prefix.clone();
-        group = config.mqtt_shared_group.clone();
+        prefix = config.mqtt.topic_prefix.clone();
+        group = config.mqtt.shared_group.clone();
     })
     .await;
     let user = app.user("alice").await;
@@ -456,7 +456,7 @@ async fn dynsec_revoking_or_deleting_a_device_kicks_it_and_refuses_its_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynsec_reconcile_removes_logins_the_cloud_did_not_hear_about() {
-    let s = setup_with(|config| config.mqtt_dynsec_reconcile_secs = 1).await;
+    let s = setup_with(|config| config.mqtt.dynsec_reconcile_secs = 1).await;
     let (id, token) = s.device(&s.user, "Kitchen").await;
     let name = id.to_string();
     let mut session = Raw::device(&s.broker.address, &name, &token).await;
@@ -465,12 +465,12 @@ async fn dynsec_reconcile_removes_logins_the_cloud_did_not_hear_about() {
     // this cloud's announcements never see it, its reconcile pass does.
     let database = s.app.data_dir().to_path_buf();
     let other = spawn_app_with(|config| {
-        config.database_url = Some(format!(
+        config.store.database_url = Some(format!(
             "sqlite://{}",
             database.join("lastseen.db").display()
         ));
-        config.blob_dir = Some(database.join("blobs"));
-        config.mqtt = MqttMode::Off;
+        config.blob.blob_dir = Some(database.join("blobs"));
+        config.mqtt.mode = MqttMode::Off;
     })
     .await;
     let deleted = other

@@ -8,8 +8,8 @@ use std::process::{Command, Output, Stdio};
 
 use chrono::{Duration, Utc};
 use futures::future::join_all;
+use lastseen_cloud::auth::RegistrationMode;
 use lastseen_cloud::auth::registration::{code_hash, new_code};
-use lastseen_cloud::config::RegistrationMode;
 use lastseen_cloud::store::{InviteRecord, InviteStore, SqliteStore, UserStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -18,7 +18,7 @@ use crate::helpers::{PASSWORD, TestApp, error_code, spawn_app_with};
 use crate::two_nodes::TestDatabase;
 
 async fn app_in(mode: RegistrationMode) -> TestApp {
-    spawn_app_with(|config| config.registration = mode).await
+    spawn_app_with(|config| config.auth.registration = mode).await
 }
 
 async fn mode_of(app: &TestApp) -> Value {
@@ -189,8 +189,8 @@ async fn concurrent_registrations_with_one_code_create_exactly_one_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_codes_count_against_the_registration_limit() {
     let app = spawn_app_with(|config| {
-        config.registration = RegistrationMode::Invite;
-        config.register_max_per_client = 3;
+        config.auth.registration = RegistrationMode::Invite;
+        config.auth.register_max_per_client = 3;
     })
     .await;
     for i in 0..3 {
@@ -222,9 +222,9 @@ async fn make_invite(app: &TestApp, token: &str) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_make_invite_codes_within_their_cap() {
     let app = spawn_app_with(|config| {
-        config.registration = RegistrationMode::Invite;
-        config.max_invites_per_user = 2;
-        config.invite_ttl_days = 3;
+        config.auth.registration = RegistrationMode::Invite;
+        config.auth.max_invites_per_user = 2;
+        config.auth.invite_ttl_days = 3;
     })
     .await;
     let code = operator_code(&app, Duration::days(1)).await;
@@ -308,7 +308,7 @@ async fn open_registration_is_unchanged_and_makes_no_invites() {
     );
     // The default is open.
     assert_eq!(
-        lastseen_cloud::config::Config::default().registration,
+        lastseen_cloud::config::Config::default().auth.registration,
         RegistrationMode::Open
     );
 }
@@ -341,8 +341,8 @@ fn text(bytes: &[u8]) -> String {
 async fn operator_commands_add_users_and_make_codes_in_the_services_postgres() {
     let database = TestDatabase::create().await;
     let app = spawn_app_with(|config| {
-        config.database_url = Some(database.url.clone());
-        config.registration = RegistrationMode::Invite;
+        config.store.database_url = Some(database.url.clone());
+        config.auth.registration = RegistrationMode::Invite;
     })
     .await;
     // The operator's configuration: the same database, given in a file.

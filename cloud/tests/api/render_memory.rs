@@ -144,7 +144,9 @@ fn frame_size() -> (u32, u32) {
 async fn three_hundred_drawn_copies_at_once_stay_under_the_memory_bound() {
     let (width, height) = frame_size();
     let pixels = u64::from(width) * u64::from(height);
-    let default_pixels = lastseen_cloud::config::Config::default().max_image_pixels;
+    let default_pixels = lastseen_cloud::config::Config::default()
+        .ingest
+        .max_image_pixels;
     assert_eq!(
         default_pixels,
         4096 * 3072,

@@ -85,7 +85,7 @@ async fn the_same_scene_sent_twice_is_two_frames_and_one_image() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_skipping_off_every_frame_stores_its_image() {
-    let app = spawn_app_with(|config| config.skip_unchanged_images = false).await;
+    let app = spawn_app_with(|config| config.ingest.skip_unchanged_images = false).await;
     let user = app.user("alice").await;
     let (_, device) = app.device(&user, "Desk").await;
     for seq in [1, 2] {
@@ -104,7 +104,7 @@ async fn with_skipping_off_every_frame_stores_its_image() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_is_read_set_and_reset_through_the_api() {
-    let app = spawn_app_with(|config| config.retention_days = Some(30)).await;
+    let app = spawn_app_with(|config| config.retention.retention_days = Some(30)).await;
     let user = app.user("alice").await;
     let get = reqwest::Method::GET;
     let put = reqwest::Method::PUT;
@@ -201,10 +201,10 @@ async fn the_maintenance_task_goes_by_arrival_and_keeps_a_wrong_clocks_frames() 
     let last = fixture_jpeg("chelsea.png");
     let max_bytes = (from_1970.len() + last.len()) as u64;
     let app = spawn_app_with(|config| {
-        config.retention_days = Some(30);
-        config.retention_max_bytes = Some(max_bytes);
-        config.maintenance_interval_secs = 1;
-        config.skip_unchanged_images = false;
+        config.retention.retention_days = Some(30);
+        config.retention.retention_max_bytes = Some(max_bytes);
+        config.retention.maintenance_interval_secs = 1;
+        config.ingest.skip_unchanged_images = false;
     })
     .await;
     let user = app.user("alice").await;

@@ -130,10 +130,10 @@ fn health_request() -> &'static [u8] {
 
 /// Small timers, so that the slow clients are closed quickly.
 fn short_timers(config: &mut lastseen_cloud::config::Config) {
-    config.http_header_timeout_secs = 2;
-    config.http_idle_timeout_secs = 2;
-    config.http_min_body_bytes_per_sec = 1024;
-    config.http_body_rate_window_secs = 1;
+    config.serve.header_timeout_secs = 2;
+    config.serve.idle_timeout_secs = 2;
+    config.serve.min_body_bytes_per_sec = 1024;
+    config.serve.body_rate_window_secs = 1;
 }
 
 /// The tests open more than a thousand sockets, twice over (both ends live
@@ -391,7 +391,7 @@ async fn expect_continue_gets_100_only_with_a_good_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_connection_cap_a_connection_gets_503_and_the_open_ones_are_served() {
     const CAP: usize = 4;
-    let app = spawn_app_with(|config| config.http_max_connections = CAP).await;
+    let app = spawn_app_with(|config| config.serve.max_connections = CAP).await;
     // The test client keeps its own connection from startup, so the cap is
     // reached after at most CAP of these.
     let mut open = Vec::new();
@@ -461,7 +461,7 @@ fn free_port() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_their_own_address_are_not_on_the_api_port() {
     let metrics_addr = free_port();
-    let app = spawn_app_with(|config| config.metrics_bind = Some(metrics_addr)).await;
+    let app = spawn_app_with(|config| config.metrics.bind = Some(metrics_addr)).await;
     let on_api = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
     let scraped = app
@@ -487,7 +487,7 @@ async fn metrics_on_their_own_address_are_not_on_the_api_port() {
 async fn metrics_with_a_token_refuse_scrapers_without_it() {
     const TOKEN: &str = "scrape-token-0123456789";
     let app = spawn_app_with(|config| {
-        config.metrics_token = Some(lastseen_cloud::config::Secret::new(TOKEN));
+        config.metrics.token = Some(lastseen_cloud::config::Secret::new(TOKEN));
     })
     .await;
     let scrape = |token: Option<&'static str>| {

@@ -206,8 +206,8 @@ async fn deleting_an_account_removes_its_rows_and_images_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_failed_logins_are_throttled_per_username() {
     let app = spawn_app_with(|config| {
-        config.login_max_failures = 3;
-        config.login_window_secs = 600;
+        config.auth.login_max_failures = 3;
+        config.auth.login_window_secs = 600;
     })
     .await;
     app.user("alice").await;

@@ -40,8 +40,8 @@ async fn login_from(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_cannot_race_past_the_limit_nor_lock_out_a_neighbour() {
     let app = spawn_app_with(|config| {
-        config.login_max_failures = 10;
-        config.login_window_secs = 600;
+        config.auth.login_max_failures = 10;
+        config.auth.login_window_secs = 600;
     })
     .await;
     app.user("alice").await;
@@ -74,10 +74,10 @@ async fn concurrent_guesses_cannot_race_past_the_limit_nor_lock_out_a_neighbour(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoofed_forwarded_for_does_not_escape_the_limit() {
     let app = spawn_app_with(|config| {
-        config.login_max_failures = 5;
-        config.login_window_secs = 600;
-        config.client_ip_header = Some("x-forwarded-for".to_owned());
-        config.trusted_proxies = vec!["127.0.0.1".to_owned()];
+        config.auth.login_max_failures = 5;
+        config.auth.login_window_secs = 600;
+        config.http.client_ip_header = Some("x-forwarded-for".to_owned());
+        config.http.trusted_proxies = vec!["127.0.0.1".to_owned()];
     })
     .await;
     app.user("alice").await;
@@ -112,7 +112,7 @@ async fn a_spoofed_forwarded_for_does_not_escape_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_are_limited_per_address() {
     let app = spawn_app_with(|config| {
-        config.register_max_per_client = 3;
+        config.auth.register_max_per_client = 3;
     })
     .await;
     for name in ["ann", "ben", "cat"] {
@@ -133,10 +133,10 @@ async fn registrations_are_limited_per_address() {
 async fn a_registration_flood_never_runs_more_argon2_than_the_bound() {
     let app = spawn_app_with(|config| {
         // Costly enough that hashes overlap when nothing bounds them.
-        config.argon2_memory_kib = 4096;
-        config.argon2_iterations = 3;
-        config.argon2_max_concurrent = 2;
-        config.argon2_wait_ms = 120_000;
+        config.auth.argon2_memory_kib = 4096;
+        config.auth.argon2_iterations = 3;
+        config.auth.argon2_max_concurrent = 2;
+        config.auth.argon2_wait_ms = 120_000;
     })
     .await;
     let app = &app;
@@ -153,10 +153,8 @@ async fn a_registration_flood_never_runs_more_argon2_than_the_bound() {
 
 #[test]
 fn a_client_ip_header_without_trusted_proxies_is_a_config_error() {
-    let config = lastseen_cloud::config::Config {
-        client_ip_header: Some("x-real-ip".to_owned()),
-        ..lastseen_cloud::config::Config::default()
-    };
+    let mut config = lastseen_cloud::config::Config::default();
+    config.http.client_ip_header = Some("x-real-ip".to_owned());
     let problems = config.validate().unwrap_err().to_string();
     assert!(problems.contains("trusted_proxies"), "{problems}");
 }

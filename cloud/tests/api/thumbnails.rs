@@ -6,7 +6,7 @@ use crate::helpers::{error_code, fixture_jpeg, metric, spawn_app, spawn_app_with
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thumbnail_is_the_frame_shrunk_to_the_width_asked() {
-    let app = spawn_app_with(|config| config.max_thumbnail_width = 400).await;
+    let app = spawn_app_with(|config| config.query.max_thumbnail_width = 400).await;
     let user = app.user("thumbs").await;
     let (_, camera) = app.device(&user, "Kitchen").await;
     let stored = app
@@ -85,9 +85,9 @@ async fn stored_image(app: &crate::helpers::TestApp, user: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_renders_stay_within_their_bound() {
     let app = spawn_app_with(|config| {
-        config.render_max_concurrent = 2;
-        config.render_wait_ms = 120_000;
-        config.thumbnail_cache_bytes = 0;
+        config.query.render_max_concurrent = 2;
+        config.query.render_wait_ms = 120_000;
+        config.query.thumbnail_cache_bytes = 0;
     })
     .await;
     let user = app.user("renders").await;
@@ -110,10 +110,10 @@ async fn concurrent_renders_stay_within_their_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renders_past_the_wait_get_503_with_retry_after() {
     let app = spawn_app_with(|config| {
-        config.render_max_concurrent = 1;
-        config.render_wait_ms = 0;
+        config.query.render_max_concurrent = 1;
+        config.query.render_wait_ms = 0;
         // Every request renders (none is answered from the cache).
-        config.thumbnail_cache_bytes = 0;
+        config.query.thumbnail_cache_bytes = 0;
     })
     .await;
     let user = app.user("renders").await;
@@ -209,7 +209,7 @@ async fn a_second_thumbnail_is_a_cache_hit_and_a_deleted_frame_is_not_served() {
 /// With the cache off (`thumbnail_cache_bytes = 0`) every copy is made again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_thumbnail_cache_every_copy_is_made_again() {
-    let app = spawn_app_with(|config| config.thumbnail_cache_bytes = 0).await;
+    let app = spawn_app_with(|config| config.query.thumbnail_cache_bytes = 0).await;
     let user = app.user("uncached").await;
     let image = stored_image(&app, &user).await;
     for _ in 0..3 {

@@ -81,20 +81,20 @@ async fn node(
     group: &str,
 ) -> TestApp {
     spawn_app_with(|config| {
-        config.database_url = Some(database_url.to_owned());
-        config.blob_dir = Some(blob_dir.to_path_buf());
+        config.store.database_url = Some(database_url.to_owned());
+        config.blob.blob_dir = Some(blob_dir.to_path_buf());
         // Every frame carries the same picture: count one image per frame
         // rather than one shared image per device.
-        config.skip_unchanged_images = false;
+        config.ingest.skip_unchanged_images = false;
         let mosquitto = CloudMqtt::Mosquitto {
             prefix: prefix.to_owned(),
         };
         mosquitto.apply(config).expect("no port to reserve");
-        config.mqtt_shared_group = group.to_owned();
+        config.mqtt.shared_group = group.to_owned();
         // Room for every device's window: few frames are refused for
         // overload, and the resend below covers those.
-        config.queue_depth = 128;
-        config.mqtt_max_in_flight = 64;
+        config.detect.queue_depth = 128;
+        config.mqtt.max_in_flight = 64;
     })
     .await
 }

@@ -4,9 +4,8 @@
 //! `.../response`, one response per command, each carrying the command's
 //! `correlationData` back. Field names are the plugin's (2.0.x).
 
+use lastseen_shared::Secret;
 use serde::{Deserialize, Serialize};
-
-use crate::config::Secret;
 
 /// Where commands go.
 pub(crate) const COMMAND_TOPIC: &str = "$CONTROL/dynamic-security/v1";

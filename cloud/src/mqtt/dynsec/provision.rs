@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use lastseen_shared::{DeviceId, Topics};
+use lastseen_shared::{DeviceId, Secret, Topics};
 
 use super::commands::{Acl, Command, OneClient, Response, RoleRef, errors};
 use super::roles::{self, CLOUD_ROLE, DEVICE_TEXTNAME};
 use super::{DynsecClient, DynsecError};
-use crate::config::Secret;
 
 /// Attempts for a batch the broker may not have received (lost
 /// connection, no answer), waiting `RETRY_FIRST_WAIT`, then twice as long

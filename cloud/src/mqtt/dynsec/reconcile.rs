@@ -15,7 +15,7 @@ use super::commands::{ClientList, Command};
 use super::provision::{self, RETRY_FIRST_WAIT, with_retries};
 use super::roles::managed_device;
 use super::{DynsecClient, DynsecError};
-use crate::devices::credentials::CredentialChange;
+use crate::auth::credentials::CredentialChange;
 use crate::store::{DeviceRecord, DeviceStore};
 use crate::tasks::spawn_named;
 
@@ -33,19 +33,20 @@ struct Reconciler {
 /// Starts following `changes` (subscribed before the session's startup
 /// ended, so none is missed) with a first pass at once.
 pub(crate) fn start(
-    config: &crate::config::Config,
+    config: &super::super::MqttConfig,
+    token_ttl_secs: u64,
     store: Arc<dyn DeviceStore>,
     client: Arc<DynsecClient>,
     topics: Topics,
     changes: broadcast::Receiver<CredentialChange>,
 ) {
-    let days = i64::try_from(config.device_token_ttl_days).unwrap_or(i64::MAX);
+    let secs = i64::try_from(token_ttl_secs).unwrap_or(i64::MAX);
     let reconciler = Reconciler {
         client,
         topics,
         store,
-        token_ttl: chrono::Duration::try_days(days).unwrap_or(chrono::Duration::MAX),
-        every: Duration::from_secs(config.mqtt_dynsec_reconcile_secs),
+        token_ttl: chrono::Duration::try_seconds(secs).unwrap_or(chrono::Duration::MAX),
+        every: Duration::from_secs(config.dynsec_reconcile_secs),
     };
     spawn_named("mqtt-dynsec", reconciler.run(changes));
 }

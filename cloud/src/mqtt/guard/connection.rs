@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use lastseen_shared::DeviceId;
+use lastseen_shared::{DeviceId, Secret};
 use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, Login, Packet, SubAck, SubscribeReasonCode,
 };
@@ -27,7 +27,6 @@ use tokio::sync::mpsc;
 use super::Guard;
 use super::rules::ConnectDenial;
 use crate::auth::AuthError;
-use crate::config::Secret;
 use crate::metrics::MqttDenial;
 
 /// Room beyond the payload limit for the topic and packet id of a PUBLISH.

@@ -37,14 +37,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lastseen_shared::Topics;
+use lastseen_shared::{Secret, Topics};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::MqttError;
+use super::{MqttConfig, MqttError};
 use crate::auth::Accounts;
-use crate::config::{Config, Secret};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::tasks::spawn_named;
@@ -82,12 +81,12 @@ pub(super) struct Bound {
 
 /// Claims `mqtt_listen` and loads the TLS files, so that a taken port or a
 /// bad certificate is a startup error naming the setting.
-pub(super) async fn bind(config: &Config) -> Result<Bound, MqttError> {
+pub(super) async fn bind(config: &MqttConfig) -> Result<Bound, MqttError> {
     let tls = tls::acceptor(config)?;
-    let listener = TcpListener::bind(config.mqtt_listen)
+    let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| MqttError::Listen {
-            addr: config.mqtt_listen,
+            addr: config.listen,
             source,
         })?;
     Ok(Bound { listener, tls })
@@ -97,28 +96,24 @@ pub(super) async fn bind(config: &Config) -> Result<Bound, MqttError> {
 /// background for as long as the runtime lives.
 pub(super) fn start(
     bound: Bound,
-    config: &Config,
+    config: &MqttConfig,
     state: &AppState,
     upstream: Upstream,
     connect_timeout: Duration,
 ) -> Result<(), MqttError> {
     let Bound { listener, tls } = bound;
-    let topics = Topics::new(&config.mqtt_topic_prefix)?;
+    let topics = Topics::new(&config.topic_prefix)?;
     let sessions = Sessions::new(state.metrics.clone());
-    remember_upstream(config.mqtt_listen, &upstream);
+    remember_upstream(config.listen, &upstream);
     let guard = Arc::new(Guard {
-        rules: Rules::new(
-            topics,
-            config.mqtt_max_message_bytes,
-            config.mqtt_max_status_bytes,
-        ),
+        rules: Rules::new(topics, config.max_message_bytes, config.max_status_bytes),
         accounts: state.accounts.clone(),
         sessions: sessions.clone(),
         metrics: state.metrics.clone(),
         upstream: upstream.addr,
         upstream_secret: upstream.secret,
         connect_timeout,
-        max_message_bytes: config.mqtt_max_message_bytes,
+        max_message_bytes: config.max_message_bytes,
     });
     spawn_named(
         "mqtt-guard-recheck",
@@ -126,10 +121,10 @@ pub(super) fn start(
             sessions,
             state.accounts.clone(),
             state.credentials.subscribe(),
-            Duration::from_secs(config.mqtt_session_recheck_secs),
+            Duration::from_secs(config.session_recheck_secs),
         ),
     );
-    let slots = Arc::new(Semaphore::new(config.mqtt_max_connections));
+    let slots = Arc::new(Semaphore::new(config.max_connections));
     spawn_named("mqtt-guard", accept(listener, tls, guard, slots));
     Ok(())
 }

@@ -15,8 +15,8 @@ use lastseen_shared::DeviceId;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::sessions::Sessions;
+use crate::auth::credentials::CredentialChange;
 use crate::auth::{Accounts, AuthError};
-use crate::devices::credentials::CredentialChange;
 
 pub(super) async fn run(
     sessions: Arc<Sessions>,

@@ -10,10 +10,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use lastseen_shared::DeviceId;
+use lastseen_shared::{DeviceId, Secret};
 use tokio::sync::oneshot;
 
-use crate::config::Secret;
 use crate::metrics::Metrics;
 
 struct Entry {

@@ -14,12 +14,11 @@ use tokio_rustls::rustls::crypto::aws_lc_rs;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::super::MqttError;
-use crate::config::Config;
+use super::super::{MqttConfig, MqttError};
 
 /// The acceptor when both files are configured, `None` for plain MQTT.
-pub(super) fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, MqttError> {
-    let (Some(cert), Some(key)) = (&config.mqtt_tls_cert, &config.mqtt_tls_key) else {
+pub(super) fn acceptor(config: &MqttConfig) -> Result<Option<TlsAcceptor>, MqttError> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
     let chain = certificates(cert)?;

@@ -17,7 +17,7 @@ mod startup;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lastseen_shared::{Backoff, BrokerUrl, TopicKind, Topics};
+use lastseen_shared::{Backoff, BrokerUrl, Secret, TopicKind, Topics};
 use rand::SeedableRng;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS,
@@ -25,12 +25,12 @@ use rumqttc::{
 };
 use tokio::sync::Semaphore;
 
+use super::MqttConfig;
 use super::broker::Embedded;
 use super::dynsec::commands::RESPONSE_TOPIC;
 use super::dynsec::{self, DynsecClient};
 use super::status::{ConfiguredDevices, StatusQueue};
 use super::{CLOUD_USERNAME, MqttError};
-use crate::config::{Config, Secret};
 use crate::state::AppState;
 use crate::tasks::spawn_named;
 use startup::{Provision, first_session};
@@ -63,9 +63,9 @@ impl Target {
         }
     }
 
-    pub(super) fn external(url: BrokerUrl, config: &Config) -> Self {
-        let credentials = config.mqtt_username.clone().map(|user| {
-            let password = config.mqtt_password.clone().unwrap_or_default();
+    pub(super) fn external(url: BrokerUrl, config: &MqttConfig) -> Self {
+        let credentials = config.username.clone().map(|user| {
+            let password = config.password.clone().unwrap_or_default();
             (user, password)
         });
         Self { url, credentials }
@@ -86,11 +86,11 @@ struct Session {
 }
 
 pub(super) async fn start(
-    config: &Config,
+    config: &MqttConfig,
     state: &AppState,
     target: Target,
 ) -> Result<(), MqttError> {
-    let topics = Topics::new(&config.mqtt_topic_prefix)?;
+    let topics = Topics::new(&config.topic_prefix)?;
     let broker = target.url.to_string();
     let (client, mut eventloop) = connect(config, target);
     let connect_error = |message: String| MqttError::Connect {
@@ -99,25 +99,25 @@ pub(super) async fn start(
     };
     let filters = vec![
         SubscribeFilter::new(
-            topics.shared_filter(&config.mqtt_shared_group, TopicKind::Frames),
+            topics.shared_filter(&config.shared_group, TopicKind::Frames),
             QoS::AtLeastOnce,
         ),
         SubscribeFilter::new(
-            topics.shared_filter(&config.mqtt_shared_group, TopicKind::Status),
+            topics.shared_filter(&config.shared_group, TopicKind::Status),
             QoS::AtLeastOnce,
         ),
     ];
     // With dynsec, the cloud's role is made before it subscribes (the
     // broker would refuse its shared subscriptions without it), and the
     // credential changes are followed from before startup ends.
-    let cloud_user = config.mqtt_username.as_deref().unwrap_or_default();
-    let dynsec = config.mqtt_dynsec.then(|| {
+    let cloud_user = config.username.as_deref().unwrap_or_default();
+    let dynsec = config.dynsec.then(|| {
         let client = Arc::new(DynsecClient::new(client.clone(), dynsec::ANSWER_TIMEOUT));
         (client, state.credentials.subscribe())
     });
     let provision = dynsec.as_ref().map(|(client, _)| Provision {
         client: client.as_ref(),
-        commands: dynsec::cloud_role_commands(&topics, &config.mqtt_shared_group, cloud_user),
+        commands: dynsec::cloud_role_commands(&topics, &config.shared_group, cloud_user),
         user: cloud_user,
     });
     tokio::time::timeout(
@@ -127,7 +127,7 @@ pub(super) async fn start(
     .await
     .map_err(|_| connect_error("no answer".to_owned()))?
     .map_err(connect_error)?;
-    tracing::info!(%broker, prefix = topics.prefix(), group = %config.mqtt_shared_group, dynsec = config.mqtt_dynsec, "MQTT ingest subscribed");
+    tracing::info!(%broker, prefix = topics.prefix(), group = %config.shared_group, dynsec = config.dynsec, "MQTT ingest subscribed");
     let mut resubscribe = filters;
     drop(provision);
     let dynsec = dynsec.map(|(client, changes)| {
@@ -137,6 +137,7 @@ pub(super) async fn start(
         );
         dynsec::start(
             config,
+            state.devices.token_ttl_secs(),
             state.store.clone(),
             client.clone(),
             topics.clone(),
@@ -150,8 +151,8 @@ pub(super) async fn start(
         topics,
         state: state.clone(),
         configured: ConfiguredDevices::default(),
-        statuses: StatusQueue::new(config.mqtt_status_queue),
-        max_status_bytes: config.mqtt_max_status_bytes,
+        statuses: StatusQueue::new(config.status_queue),
+        max_status_bytes: config.max_status_bytes,
     });
     spawn_named("mqtt-status", session.clone().record_statuses());
     spawn_named(
@@ -169,19 +170,19 @@ pub(super) async fn start(
             eventloop,
             resubscribe,
             dynsec,
-            Arc::new(Semaphore::new(config.mqtt_max_in_flight)),
+            Arc::new(Semaphore::new(config.max_in_flight)),
         ),
     );
     Ok(())
 }
 
-fn connect(config: &Config, target: Target) -> (AsyncClient, EventLoop) {
+fn connect(config: &MqttConfig, target: Target) -> (AsyncClient, EventLoop) {
     let client_id = format!("{CLOUD_USERNAME}-{}", uuid::Uuid::new_v4().simple());
     let mut options = MqttOptions::new(client_id, target.url.host, target.url.port);
     // Room for the envelope around a frame, and for the MQTT header.
-    let max_packet = config.mqtt_max_message_bytes + 64 * 1024;
+    let max_packet = config.max_message_bytes + 64 * 1024;
     options
-        .set_keep_alive(Duration::from_secs(config.mqtt_keep_alive_secs))
+        .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
         .set_clean_session(true)
         .set_max_packet_size(max_packet, max_packet)
         .set_inflight(OUTGOING_INFLIGHT);

@@ -12,7 +12,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Session;
-use crate::devices::credentials::CredentialChange;
+use crate::auth::credentials::CredentialChange;
 use crate::devices::settings::SettingsChange;
 
 /// Publishes each settings change on its device's config topic.

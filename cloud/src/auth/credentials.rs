@@ -6,10 +6,8 @@
 //! Announcements are best effort (a lagging listener misses some), so every
 //! listener also re-checks on its own schedule; the store stays the truth.
 
-use lastseen_shared::DeviceId;
+use lastseen_shared::{DeviceId, Secret};
 use tokio::sync::broadcast;
-
-use crate::config::Secret;
 
 /// Announcements buffered per listener before the oldest are dropped.
 const CAPACITY: usize = 1024;

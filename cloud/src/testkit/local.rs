@@ -172,11 +172,16 @@ impl LocalCloud {
         format!("http://{}{path}", self.config.bind)
     }
 
-    /// Where devices connect for MQTT, unless the node takes none.
+    /// Where devices connect for MQTT (`mqtts://` when the embedded broker
+    /// has a certificate), unless the node takes none.
     pub fn mqtt_url(&self) -> Option<String> {
-        match self.config.mqtt.mode {
+        let mqtt = &self.config.mqtt;
+        match mqtt.mode {
             MqttMode::Off => None,
-            MqttMode::Embedded => Some(format!("mqtt://{}", self.config.mqtt.listen)),
+            MqttMode::Embedded if mqtt.tls_cert.is_some() => {
+                Some(format!("mqtts://{}", mqtt.listen))
+            }
+            MqttMode::Embedded => Some(format!("mqtt://{}", mqtt.listen)),
             MqttMode::External => self.config.mqtt.url.clone(),
         }
     }

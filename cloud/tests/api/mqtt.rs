@@ -13,7 +13,7 @@ use lastseen_cloud::testkit::{CloudMqtt, LocalCloud};
 
 use crate::helpers::{TestApp, fixture_jpeg, metric, spawn_app_with, wait_for_metric};
 use crate::mqtt_client::{
-    Broker, MqttDevice, PATIENCE, connect_device, envelope, envelope_v1, use_broker,
+    Broker, MqttDevice, PATIENCE, connect_device, envelope, envelope_v1, on_each_broker, use_broker,
 };
 
 pub(crate) struct Setup {
@@ -83,15 +83,7 @@ async fn frames_are_stored_once_and_acked(broker: Broker) {
     device.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_frames_are_stored_once_and_acked() {
-    frames_are_stored_once_and_acked(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_frames_are_stored_once_and_acked() {
-    frames_are_stored_once_and_acked(Broker::Mosquitto).await;
-}
+on_each_broker!(frames_are_stored_once_and_acked);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynsec_frames_are_stored_once_and_acked() {
@@ -121,15 +113,7 @@ async fn a_broken_image_is_rejected_for_good(broker: Broker) {
     device.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_broken_image_is_rejected_for_good() {
-    a_broken_image_is_rejected_for_good(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_a_broken_image_is_rejected_for_good() {
-    a_broken_image_is_rejected_for_good(Broker::Mosquitto).await;
-}
+on_each_broker!(a_broken_image_is_rejected_for_good);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynsec_a_broken_image_is_rejected_for_good() {
@@ -179,15 +163,7 @@ async fn forged_frames_are_dropped_counted_and_never_acked(broker: Broker) {
     victim.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_forged_frames_are_dropped_counted_and_never_acked() {
-    forged_frames_are_dropped_counted_and_never_acked(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_forged_frames_are_dropped_counted_and_never_acked() {
-    forged_frames_are_dropped_counted_and_never_acked(Broker::Mosquitto).await;
-}
+on_each_broker!(forged_frames_are_dropped_counted_and_never_acked);
 
 /// Another frame under a stored seq (the device lost its spool) is rejected
 /// with `seq_conflict` and the device's highest seq, and stores nothing; a
@@ -247,15 +223,7 @@ async fn a_reused_seq_is_rejected_with_the_highest_seq(broker: Broker) {
     device.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_reused_seq_is_rejected_with_the_highest_seq() {
-    a_reused_seq_is_rejected_with_the_highest_seq(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_a_reused_seq_is_rejected_with_the_highest_seq() {
-    a_reused_seq_is_rejected_with_the_highest_seq(Broker::Mosquitto).await;
-}
+on_each_broker!(a_reused_seq_is_rejected_with_the_highest_seq);
 
 async fn settings_reach_the_device_as_a_retained_config(broker: Broker) {
     let s = setup(broker).await;
@@ -300,15 +268,7 @@ async fn settings_reach_the_device_as_a_retained_config(broker: Broker) {
     device.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_settings_reach_the_device_as_a_retained_config() {
-    settings_reach_the_device_as_a_retained_config(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_settings_reach_the_device_as_a_retained_config() {
-    settings_reach_the_device_as_a_retained_config(Broker::Mosquitto).await;
-}
+on_each_broker!(settings_reach_the_device_as_a_retained_config);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynsec_settings_reach_the_device_as_a_retained_config() {
@@ -365,15 +325,7 @@ async fn the_last_will_marks_a_device_offline(broker: Broker) {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_the_last_will_marks_a_device_offline() {
-    the_last_will_marks_a_device_offline(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_the_last_will_marks_a_device_offline() {
-    the_last_will_marks_a_device_offline(Broker::Mosquitto).await;
-}
+on_each_broker!(the_last_will_marks_a_device_offline);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynsec_the_last_will_marks_a_device_offline() {
@@ -459,15 +411,7 @@ async fn a_first_frame_after_a_status_is_acked_at_once(broker: Broker) {
     device.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_first_frame_after_a_status_is_acked_at_once() {
-    a_first_frame_after_a_status_is_acked_at_once(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_a_first_frame_after_a_status_is_acked_at_once() {
-    a_first_frame_after_a_status_is_acked_at_once(Broker::Mosquitto).await;
-}
+on_each_broker!(a_first_frame_after_a_status_is_acked_at_once);
 
 /// Regression, the other half of the same cursor bug: once frames flowed,
 /// statuses (and so last wills) were read past the end of their log and lost.
@@ -486,12 +430,4 @@ async fn a_status_after_frames_is_recorded(broker: Broker) {
     device.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_status_after_frames_is_recorded() {
-    a_status_after_frames_is_recorded(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_a_status_after_frames_is_recorded() {
-    a_status_after_frames_is_recorded(Broker::Mosquitto).await;
-}
+on_each_broker!(a_status_after_frames_is_recorded);

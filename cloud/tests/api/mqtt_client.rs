@@ -33,6 +33,25 @@ pub(crate) enum Broker {
     Dynsec,
 }
 
+/// Runs an `async fn(Broker)` scenario as one test per shared broker:
+/// `<scenario>::embedded` and `<scenario>::mosquitto`.
+macro_rules! on_each_broker {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$scenario($crate::mqtt_client::Broker::Embedded).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mosquitto() {
+                super::$scenario($crate::mqtt_client::Broker::Mosquitto).await;
+            }
+        }
+    };
+}
+pub(crate) use on_each_broker;
+
 /// The settings for `broker`; returns the address devices connect to.
 pub(crate) fn use_broker(config: &mut Config, broker: Broker) -> String {
     let unique = uuid::Uuid::new_v4().simple().to_string();

@@ -15,7 +15,9 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use crate::helpers::fixture_jpeg;
 use crate::helpers::{metric, wait_for_metric};
 use crate::mqtt::{Setup, setup};
-use crate::mqtt_client::{Broker, MOSQUITTO, PATIENCE, connect_device, envelope, envelope_v1};
+use crate::mqtt_client::{
+    Broker, MOSQUITTO, PATIENCE, connect_device, envelope, envelope_v1, on_each_broker,
+};
 
 const DROPPED: &str = "lastseen_frames_dropped_total{transport=\"mqtt\",reason=";
 
@@ -58,15 +60,7 @@ async fn a_signed_frame_is_stored_and_its_ack_verifies(broker: Broker) {
     device.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_signed_frame_is_stored_and_its_ack_verifies() {
-    a_signed_frame_is_stored_and_its_ack_verifies(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_a_signed_frame_is_stored_and_its_ack_verifies() {
-    a_signed_frame_is_stored_and_its_ack_verifies(Broker::Mosquitto).await;
-}
+on_each_broker!(a_signed_frame_is_stored_and_its_ack_verifies);
 
 async fn frames_without_the_devices_tag_are_dropped_and_counted(broker: Broker) {
     let s = setup(broker).await;
@@ -125,15 +119,7 @@ async fn frames_without_the_devices_tag_are_dropped_and_counted(broker: Broker) 
     victim.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_frames_without_the_devices_tag_are_dropped_and_counted() {
-    frames_without_the_devices_tag_are_dropped_and_counted(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_frames_without_the_devices_tag_are_dropped_and_counted() {
-    frames_without_the_devices_tag_are_dropped_and_counted(Broker::Mosquitto).await;
-}
+on_each_broker!(frames_without_the_devices_tag_are_dropped_and_counted);
 
 async fn a_legacy_v1_frame_is_stored_and_acked_in_plain_json(broker: Broker) {
     let s = setup(broker).await;
@@ -150,15 +136,7 @@ async fn a_legacy_v1_frame_is_stored_and_acked_in_plain_json(broker: Broker) {
     device.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_legacy_v1_frame_is_stored_and_acked_in_plain_json() {
-    a_legacy_v1_frame_is_stored_and_acked_in_plain_json(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_a_legacy_v1_frame_is_stored_and_acked_in_plain_json() {
-    a_legacy_v1_frame_is_stored_and_acked_in_plain_json(Broker::Mosquitto).await;
-}
+on_each_broker!(a_legacy_v1_frame_is_stored_and_acked_in_plain_json);
 
 async fn put_settings(s: &Setup, id: &str, settings: &GateSettings) {
     let response = s
@@ -229,15 +207,7 @@ async fn settings_are_signed_and_signed_again_after_a_rotation(broker: Broker) {
     fresh.clear_retained().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_settings_are_signed_and_signed_again_after_a_rotation() {
-    settings_are_signed_and_signed_again_after_a_rotation(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_settings_are_signed_and_signed_again_after_a_rotation() {
-    settings_are_signed_and_signed_again_after_a_rotation(Broker::Mosquitto).await;
-}
+on_each_broker!(settings_are_signed_and_signed_again_after_a_rotation);
 
 /// Everything published under the test's prefix on the machine's anonymous
 /// Mosquitto: what any subscriber (or a broker log) would see.

@@ -12,7 +12,7 @@ use rumqttc::QoS;
 
 use crate::helpers::metric;
 use crate::mqtt::setup;
-use crate::mqtt_client::{Broker, PATIENCE};
+use crate::mqtt_client::{Broker, PATIENCE, on_each_broker};
 
 /// Statuses sent; the last one (odd) says online.
 const FLOOD: u64 = 3000;
@@ -86,12 +86,4 @@ async fn a_status_flood_is_bounded_and_the_last_status_wins(broker: Broker) {
     assert_eq!(metric(&s.app, "lastseen_mqtt_statuses_waiting").await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_status_flood_is_bounded_and_the_last_status_wins() {
-    a_status_flood_is_bounded_and_the_last_status_wins(Broker::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mosquitto_a_status_flood_is_bounded_and_the_last_status_wins() {
-    a_status_flood_is_bounded_and_the_last_status_wins(Broker::Mosquitto).await;
-}
+on_each_broker!(a_status_flood_is_bounded_and_the_last_status_wins);

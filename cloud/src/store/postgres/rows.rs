@@ -104,5 +104,5 @@ impl ColumnReader for PgRow {
 
 pub(super) use crate::store::rows::{
     aged_frame, db, detection, detection_row, device, device_columns, frame, frame_id,
-    frame_identity, retention_limits, sighting, to_sql_int, user, user_columns,
+    frame_identity, retention_limits, sighting, to_sql_int, user,
 };

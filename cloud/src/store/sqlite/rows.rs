@@ -71,5 +71,5 @@ fn from_micros(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
 
 pub(super) use crate::store::rows::{
     aged_frame, db, detection, detection_row, device, device_columns, frame, frame_id,
-    frame_identity, retention_limits, sighting, to_sql_int, user, user_columns,
+    frame_identity, retention_limits, sighting, to_sql_int, user,
 };

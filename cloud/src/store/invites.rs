@@ -67,3 +67,86 @@ pub trait InviteStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<InvitedOutcome>;
 }
+
+/// The statements both backends run as written: SQLite's driver numbers `$N`
+/// parameters as PostgreSQL does (see `device_state::sql`).
+pub(super) mod sql {
+    pub(in crate::store) const INVITE_BY_HASH: &str = "SELECT code_hash, created_by, created_at, \
+         expires_at, used_at, used_by FROM invites WHERE code_hash = $1";
+
+    pub(in crate::store) const INVITE_USABLE: &str = "SELECT EXISTS (SELECT 1 FROM invites \
+         WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2)";
+
+    pub(in crate::store) const INSERT_INVITE: &str = "INSERT INTO invites \
+         (code_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+
+    pub(in crate::store) const SET_USED_BY: &str =
+        "UPDATE invites SET used_by = $1 WHERE code_hash = $2";
+}
+
+/// The [`InviteStore`] of a backend: the reads run the same way on both, over
+/// [`sql`]. The writes differ in how each backend keeps other writers out
+/// (row locks on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), so those are the
+/// module's `create_invite` and `create_user_with_invite`. The invoking module
+/// imports what the body names.
+macro_rules! invite_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl InviteStore for $store {
+            async fn create_invite(
+                &self,
+                invite: &InviteRecord,
+                max_open: Option<u32>,
+            ) -> StoreResult<bool> {
+                create_invite(&self.pool, invite, max_open).await
+            }
+
+            async fn invite(&self, code_hash: &str) -> StoreResult<Option<InviteRecord>> {
+                let Some(row) = sqlx::query(sql::INVITE_BY_HASH)
+                    .bind(code_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?
+                else {
+                    return Ok(None);
+                };
+                let optional_user = |column: &str| -> StoreResult<Option<UserId>> {
+                    let id: Option<Uuid> =
+                        row.try_get(column).map_err(|e| read_error(column, e))?;
+                    Ok(id.map(UserId::from_uuid))
+                };
+                Ok(Some(InviteRecord {
+                    code_hash: row.text("code_hash")?,
+                    created_by: optional_user("created_by")?,
+                    created_at: row.time("created_at")?,
+                    expires_at: row.time("expires_at")?,
+                    used_at: row.optional_time("used_at")?,
+                    used_by: optional_user("used_by")?,
+                }))
+            }
+
+            async fn invite_is_usable(
+                &self,
+                code_hash: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                sqlx::query_scalar(sql::INVITE_USABLE)
+                    .bind(code_hash)
+                    .bind(micros(now))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)
+            }
+
+            async fn create_user_with_invite(
+                &self,
+                user: &UserRecord,
+                code_hash: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<InvitedOutcome> {
+                create_user_with_invite(&self.pool, user, code_hash, now).await
+            }
+        }
+    };
+}
+pub(super) use invite_store;

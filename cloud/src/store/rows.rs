@@ -30,6 +30,46 @@ pub(super) trait ColumnReader {
     fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>>;
 }
 
+/// The [`ColumnReader`] reads the backend's driver decodes as they are, through
+/// the invoking module's `get` (`try_get` with [`read_error`]); only times
+/// differ between backends, so each writes `time` and `optional_time` itself.
+macro_rules! decoded_column_reads {
+    () => {
+        fn text(&self, column: &str) -> StoreResult<String> {
+            get(self, column)
+        }
+
+        fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
+            get(self, column)
+        }
+
+        fn int(&self, column: &str) -> StoreResult<i64> {
+            get(self, column)
+        }
+
+        fn optional_int(&self, column: &str) -> StoreResult<Option<i64>> {
+            get(self, column)
+        }
+
+        fn flag(&self, column: &str) -> StoreResult<bool> {
+            get(self, column)
+        }
+
+        fn real(&self, column: &str) -> StoreResult<f32> {
+            get(self, column)
+        }
+
+        fn uuid(&self, column: &str) -> StoreResult<Uuid> {
+            get(self, column)
+        }
+
+        fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
+            get(self, column)
+        }
+    };
+}
+pub(super) use decoded_column_reads;
+
 /// Any error from sqlx that is not about decoding a value we read.
 pub(super) fn db(error: sqlx::Error) -> StoreError {
     StoreError::Database(error)

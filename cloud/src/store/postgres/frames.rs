@@ -7,15 +7,14 @@
 //! travel as one array per column and `UNNEST` turns them back into rows,
 //! which keeps the statement text (and its prepared plan) fixed.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
-use lastseen_shared::{Detection, DeviceId, FrameId, Label};
+use lastseen_shared::{Detection, DeviceId, FrameId};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool};
 
 use super::PgStore;
 use super::rows::{self, db, micros, to_sql_int};
+use crate::store::frames::{best_per_label, sql};
 use crate::store::rows::ColumnReader;
 use crate::store::{
     FrameIdentity, FrameStore, InsertOutcome, NewFrame, StoreError, StoreResult, StoredFrame,
@@ -70,12 +69,6 @@ const UPSERT_LAST_SEEN: &str = "\
         x1 = excluded.x1, y1 = excluded.y1, x2 = excluded.x2, y2 = excluded.y2 \
     WHERE excluded.captured_at > last_seen.captured_at";
 
-const FRAME_BY_SEQ: &str = "\
-    SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
-           f.blob_key, f.bytes, f.width, f.height, f.clock_skewed \
-    FROM frames f JOIN devices d ON d.id = f.device_id \
-    WHERE f.device_id = $1 AND f.seq = $2";
-
 /// The device's newest frame before `$2`, then the first frame (lowest seq)
 /// pointing at its image: both lookups walk an index (`(device_id, seq)`,
 /// `(blob_key, seq)`) and stop at their first row.
@@ -92,13 +85,6 @@ pub(super) const PREVIOUS_IMAGE: &str = "\
 pub(super) const FRAME_DETECTIONS: &str = "\
     SELECT label, score, x1, y1, x2, y2 FROM detections \
     WHERE frame_id = $1 ORDER BY score DESC, id";
-
-/// One row of the unique `(device_id, seq)` index.
-const FRAME_IDENTITY: &str = "\
-    SELECT captured_at, image_sha256 FROM frames WHERE device_id = $1 AND seq = $2";
-
-/// The last entry of the device's part of the `(device_id, seq)` index.
-const HIGHEST_SEQ: &str = "SELECT MAX(seq) AS seq FROM frames WHERE device_id = $1";
 
 async fn image_has_other_frames(conn: &mut PgConnection, frame: &NewFrame) -> StoreResult<bool> {
     let locked: Option<i32> = sqlx::query_scalar(LOCK_IMAGE_FRAME)
@@ -201,21 +187,6 @@ async fn update_last_seen(conn: &mut PgConnection, frame: &NewFrame) -> StoreRes
     Ok(())
 }
 
-/// One detection per label: the highest score, the first one on ties.
-fn best_per_label(detections: &[Detection]) -> BTreeMap<&Label, &Detection> {
-    let mut best: BTreeMap<&Label, &Detection> = BTreeMap::new();
-    for detection in detections {
-        best.entry(&detection.label)
-            .and_modify(|kept| {
-                if detection.score > kept.score {
-                    *kept = detection;
-                }
-            })
-            .or_insert(detection);
-    }
-    best
-}
-
 /// Two statements without a snapshot between them are enough: detections are
 /// written in the frame's own transaction and never change afterwards.
 pub(super) async fn with_detections(
@@ -237,106 +208,46 @@ pub(super) async fn with_detections(
     Ok(Some(StoredFrame { frame, detections }))
 }
 
-#[async_trait]
-impl FrameStore for PgStore {
-    async fn insert_frame(&self, frame: &NewFrame) -> StoreResult<InsertOutcome> {
-        // Checked before the transaction starts: nothing is written for a frame
-        // whose numbers the schema cannot hold.
-        let seq = to_sql_int("seq", frame.seq)?;
-        let bytes = to_sql_int("bytes", frame.bytes)?;
+async fn insert_frame(pool: &PgPool, frame: &NewFrame) -> StoreResult<InsertOutcome> {
+    // Checked before the transaction starts: nothing is written for a frame
+    // whose numbers the schema cannot hold.
+    let seq = to_sql_int("seq", frame.seq)?;
+    let bytes = to_sql_int("bytes", frame.bytes)?;
 
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let inserted: Option<uuid::Uuid> = sqlx::query_scalar(INSERT_FRAME)
-            .bind(frame.id.as_uuid())
-            .bind(frame.device.as_uuid())
-            .bind(frame.owner.as_uuid())
-            .bind(seq)
-            .bind(micros(frame.captured_at))
-            .bind(micros(frame.received_at))
-            .bind(&frame.blob_key)
-            .bind(bytes)
-            .bind(i64::from(frame.width))
-            .bind(i64::from(frame.height))
-            .bind(frame.clock_skewed)
-            .bind(frame.image_sha256.map(|d| d.as_bytes().to_vec()))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let inserted: Option<uuid::Uuid> = sqlx::query_scalar(INSERT_FRAME)
+        .bind(frame.id.as_uuid())
+        .bind(frame.device.as_uuid())
+        .bind(frame.owner.as_uuid())
+        .bind(seq)
+        .bind(micros(frame.captured_at))
+        .bind(micros(frame.received_at))
+        .bind(&frame.blob_key)
+        .bind(bytes)
+        .bind(i64::from(frame.width))
+        .bind(i64::from(frame.height))
+        .bind(frame.clock_skewed)
+        .bind(frame.image_sha256.map(|d| d.as_bytes().to_vec()))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
 
-        if inserted.is_none() {
-            let existing = existing_frame(&mut tx, frame, seq).await?;
-            tx.rollback().await.map_err(db)?;
-            return Ok(InsertOutcome::Duplicate(existing));
-        }
-        if frame.shares_image && !image_has_other_frames(&mut tx, frame).await? {
-            tx.rollback().await.map_err(db)?;
-            return Ok(InsertOutcome::ImageGone);
-        }
-
-        if !frame.detections.is_empty() {
-            insert_detections(&mut tx, frame).await?;
-            update_last_seen(&mut tx, frame).await?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(InsertOutcome::Inserted)
+    if inserted.is_none() {
+        let existing = existing_frame(&mut tx, frame, seq).await?;
+        tx.rollback().await.map_err(db)?;
+        return Ok(InsertOutcome::Duplicate(existing));
+    }
+    if frame.shares_image && !image_has_other_frames(&mut tx, frame).await? {
+        tx.rollback().await.map_err(db)?;
+        return Ok(InsertOutcome::ImageGone);
     }
 
-    async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {
-        // No frame can be stored with a seq beyond i64::MAX, so there is nothing to find.
-        let Ok(seq) = i64::try_from(seq) else {
-            return Ok(None);
-        };
-        let row = sqlx::query(FRAME_BY_SEQ)
-            .bind(device.as_uuid())
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        with_detections(&self.pool, row).await
+    if !frame.detections.is_empty() {
+        insert_detections(&mut tx, frame).await?;
+        update_last_seen(&mut tx, frame).await?;
     }
-
-    async fn frame_identity(
-        &self,
-        device: DeviceId,
-        seq: u64,
-    ) -> StoreResult<Option<FrameIdentity>> {
-        let Ok(seq) = i64::try_from(seq) else {
-            return Ok(None);
-        };
-        sqlx::query(FRAME_IDENTITY)
-            .bind(device.as_uuid())
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(rows::frame_identity)
-            .transpose()
-    }
-
-    async fn highest_seq(&self, device: DeviceId) -> StoreResult<Option<u64>> {
-        let row = sqlx::query(HIGHEST_SEQ)
-            .bind(device.as_uuid())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        row.optional_int("seq")?
-            .map(|seq| {
-                u64::try_from(seq)
-                    .map_err(|_| StoreError::Corrupt(format!("column seq: {seq} is negative")))
-            })
-            .transpose()
-    }
-
-    async fn previous_image(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {
-        // Every stored seq fits an i64, so a larger one is after all of them.
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-        let row = sqlx::query(PREVIOUS_IMAGE)
-            .bind(device.as_uuid())
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        with_detections(&self.pool, row).await
-    }
+    tx.commit().await.map_err(db)?;
+    Ok(InsertOutcome::Inserted)
 }
+
+crate::store::frames::frame_store!(PgStore);

@@ -9,20 +9,17 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lastseen_shared::UserId;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::PgStore;
 use super::rows::{db, micros};
 use super::users;
+use crate::store::invites::sql;
 use crate::store::rows::{ColumnReader, read_error};
 use crate::store::{
     InviteRecord, InviteStore, InvitedOutcome, StoreError, StoreResult, UserRecord,
 };
-
-const INVITE_BY_HASH: &str = "SELECT code_hash, created_by, created_at, expires_at, used_at, \
-     used_by FROM invites WHERE code_hash = $1";
 
 /// Serialises the cap check of one user's concurrent requests.
 const LOCK_CREATOR: &str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
@@ -30,29 +27,11 @@ const LOCK_CREATOR: &str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 const OPEN_INVITES_OF: &str = "SELECT count(*) FROM invites \
      WHERE created_by = $1 AND used_at IS NULL AND expires_at > $2";
 
-const INSERT_INVITE: &str = "INSERT INTO invites (code_hash, created_by, created_at, expires_at) \
-     VALUES ($1, $2, $3, $4)";
-
 const USE_INVITE: &str = "UPDATE invites SET used_at = $1 \
      WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1";
 
 /// The primary key of `invites`, as PostgreSQL names it.
 const CODE_HASH_KEY: &str = "invites_pkey";
-
-fn invite_of(row: &PgRow) -> StoreResult<InviteRecord> {
-    let optional_user = |column: &str| -> StoreResult<Option<UserId>> {
-        let id: Option<Uuid> = row.try_get(column).map_err(|e| read_error(column, e))?;
-        Ok(id.map(UserId::from_uuid))
-    };
-    Ok(InviteRecord {
-        code_hash: row.text("code_hash")?,
-        created_by: optional_user("created_by")?,
-        created_at: row.time("created_at")?,
-        expires_at: row.time("expires_at")?,
-        used_at: row.optional_time("used_at")?,
-        used_by: optional_user("used_by")?,
-    })
-}
 
 fn invite_insert_error(error: sqlx::Error) -> StoreError {
     let taken = error
@@ -65,92 +44,69 @@ fn invite_insert_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-#[async_trait]
-impl InviteStore for PgStore {
-    async fn create_invite(
-        &self,
-        invite: &InviteRecord,
-        max_open: Option<u32>,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        if let (Some(max), Some(creator)) = (max_open, invite.created_by) {
-            sqlx::query(LOCK_CREATOR)
-                .bind(creator.as_uuid())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            let open: i64 = sqlx::query_scalar(OPEN_INVITES_OF)
-                .bind(creator.as_uuid())
-                .bind(micros(invite.created_at))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            if open >= i64::from(max) {
-                tx.rollback().await.map_err(db)?;
-                return Ok(false);
-            }
-        }
-        sqlx::query(INSERT_INVITE)
-            .bind(&invite.code_hash)
-            .bind(invite.created_by.map(|u| u.as_uuid()))
-            .bind(micros(invite.created_at))
-            .bind(micros(invite.expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(invite_insert_error)?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
-    }
-
-    async fn invite(&self, code_hash: &str) -> StoreResult<Option<InviteRecord>> {
-        sqlx::query(INVITE_BY_HASH)
-            .bind(code_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| invite_of(&row))
-            .transpose()
-    }
-
-    async fn invite_is_usable(&self, code_hash: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM invites \
-             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2)",
-        )
-        .bind(code_hash)
-        .bind(micros(now))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)
-    }
-
-    async fn create_user_with_invite(
-        &self,
-        user: &UserRecord,
-        code_hash: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<InvitedOutcome> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let used = sqlx::query(USE_INVITE)
-            .bind(micros(now))
-            .bind(code_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        if used == 0 {
-            tx.rollback().await.map_err(db)?;
-            return Ok(InvitedOutcome::InviteInvalid);
-        }
-        // A taken username returns here; dropping `tx` rolls the use back.
-        users::insert_user(&mut *tx, user).await?;
-        sqlx::query("UPDATE invites SET used_by = $1 WHERE code_hash = $2")
-            .bind(user.id.as_uuid())
-            .bind(code_hash)
+async fn create_invite(
+    pool: &PgPool,
+    invite: &InviteRecord,
+    max_open: Option<u32>,
+) -> StoreResult<bool> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    if let (Some(max), Some(creator)) = (max_open, invite.created_by) {
+        sqlx::query(LOCK_CREATOR)
+            .bind(creator.as_uuid())
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(InvitedOutcome::Created)
+        let open: i64 = sqlx::query_scalar(OPEN_INVITES_OF)
+            .bind(creator.as_uuid())
+            .bind(micros(invite.created_at))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if open >= i64::from(max) {
+            tx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
     }
+    sqlx::query(sql::INSERT_INVITE)
+        .bind(&invite.code_hash)
+        .bind(invite.created_by.map(|u| u.as_uuid()))
+        .bind(micros(invite.created_at))
+        .bind(micros(invite.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(invite_insert_error)?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
 }
+
+async fn create_user_with_invite(
+    pool: &PgPool,
+    user: &UserRecord,
+    code_hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<InvitedOutcome> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let used = sqlx::query(USE_INVITE)
+        .bind(micros(now))
+        .bind(code_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    if used == 0 {
+        tx.rollback().await.map_err(db)?;
+        return Ok(InvitedOutcome::InviteInvalid);
+    }
+    // A taken username returns here; dropping `tx` rolls the use back.
+    users::insert_user(&mut *tx, user).await?;
+    sqlx::query(sql::SET_USED_BY)
+        .bind(user.id.as_uuid())
+        .bind(code_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(InvitedOutcome::Created)
+}
+
+crate::store::invites::invite_store!(PgStore);

@@ -6,30 +6,16 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lastseen_shared::{FrameId, UserId};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::PgStore;
 use super::rows::{self, db, micros, to_sql_int};
+use crate::store::retention::sql;
 use crate::store::rows::ColumnReader;
 use crate::store::{
     AgedFrame, RetentionLimits, RetentionStore, RetentionSubject, StoreError, StoreResult,
 };
-
-const RETENTION_OF: &str =
-    "SELECT max_age_days, max_bytes FROM retention_overrides WHERE user_id = $1";
-
-/// Inserts nothing for a missing user, so that is told apart without a
-/// foreign key error.
-const SET_RETENTION: &str = "\
-    INSERT INTO retention_overrides (user_id, max_age_days, max_bytes) \
-    SELECT id, $1, $2 FROM users WHERE id = $3 \
-    ON CONFLICT (user_id) DO UPDATE SET \
-        max_age_days = excluded.max_age_days, max_bytes = excluded.max_bytes";
-
-const CLEAR_RETENTION: &str = "DELETE FROM retention_overrides WHERE user_id = $1";
-
-const USER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 
 const SUBJECTS: &str = "\
     SELECT u.id, (CASE WHEN r.user_id IS NULL THEN 0 ELSE 1 END)::int8 AS has_limits, r.max_age_days, r.max_bytes \
@@ -104,146 +90,67 @@ async fn unreferenced(conn: &mut PgConnection, keys: Vec<String>) -> StoreResult
         .map_err(db)
 }
 
-#[async_trait]
-impl RetentionStore for PgStore {
-    async fn retention_of(&self, user: UserId) -> StoreResult<Option<RetentionLimits>> {
-        sqlx::query(RETENTION_OF)
-            .bind(user.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::retention_limits(&row))
-            .transpose()
-    }
+async fn oldest_frames(
+    pool: &PgPool,
+    owner: UserId,
+    before: Option<DateTime<Utc>>,
+    limit: u32,
+) -> StoreResult<Vec<AgedFrame>> {
+    sqlx::query(OLDEST_FRAMES)
+        .bind(owner.as_uuid())
+        .bind(before.map(micros))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(rows::aged_frame)
+        .collect()
+}
 
-    async fn set_retention_of(
-        &self,
-        user: UserId,
-        limits: Option<RetentionLimits>,
-    ) -> StoreResult<bool> {
-        let Some(limits) = limits else {
-            sqlx::query(CLEAR_RETENTION)
-                .bind(user.as_uuid())
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-            return sqlx::query_scalar(USER_EXISTS)
-                .bind(user.as_uuid())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db);
-        };
-        let max_bytes = limits
-            .max_bytes
-            .map(|bytes| to_sql_int("max_bytes", bytes))
-            .transpose()?;
-        let stored = sqlx::query(SET_RETENTION)
-            .bind(limits.max_age_days.map(i64::from))
-            .bind(max_bytes)
-            .bind(user.as_uuid())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(stored > 0)
+async fn delete_frames(pool: &PgPool, owner: UserId, ids: &[FrameId]) -> StoreResult<Vec<String>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+    let mut tx = pool.begin().await.map_err(db)?;
+    let mut devices = Vec::new();
+    let mut labels = Vec::new();
+    for row in sqlx::query(AFFECTED_SIGHTINGS)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+    {
+        devices.push(row.uuid("device_id")?);
+        labels.push(row.text("label")?);
     }
-
-    async fn retention_subjects(
-        &self,
-        after: Option<UserId>,
-        limit: u32,
-    ) -> StoreResult<Vec<RetentionSubject>> {
-        // The nil UUID sorts before every id the service hands out.
-        let after = after.map_or(Uuid::nil(), |user| user.as_uuid());
-        sqlx::query(SUBJECTS)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|row| {
-                Ok(RetentionSubject {
-                    user: UserId::from_uuid(row.uuid("id")?),
-                    limits: if row.int("has_limits")? != 0 {
-                        Some(rows::retention_limits(row)?)
-                    } else {
-                        None
-                    },
-                })
-            })
-            .collect()
+    let mut keys = BTreeSet::new();
+    for row in sqlx::query(DELETE_FRAMES)
+        .bind(owner.as_uuid())
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+    {
+        keys.insert(row.text("blob_key")?);
     }
-
-    async fn stored_bytes(&self, owner: UserId) -> StoreResult<u64> {
-        let total: i64 = sqlx::query_scalar(STORED_BYTES)
-            .bind(owner.as_uuid())
-            .fetch_one(&self.pool)
+    if !devices.is_empty() {
+        sqlx::query(REPAIR_LAST_SEEN)
+            .bind(&devices)
+            .bind(&labels)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        u64::try_from(total).map_err(|_| StoreError::Corrupt(format!("stored bytes {total}")))
     }
-
-    async fn oldest_frames(
-        &self,
-        owner: UserId,
-        before: Option<DateTime<Utc>>,
-        limit: u32,
-    ) -> StoreResult<Vec<AgedFrame>> {
-        sqlx::query(OLDEST_FRAMES)
-            .bind(owner.as_uuid())
-            .bind(before.map(micros))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(rows::aged_frame)
-            .collect()
-    }
-
-    async fn delete_frames(&self, owner: UserId, ids: &[FrameId]) -> StoreResult<Vec<String>> {
-        let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let mut devices = Vec::new();
-        let mut labels = Vec::new();
-        for row in sqlx::query(AFFECTED_SIGHTINGS)
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?
-        {
-            devices.push(row.uuid("device_id")?);
-            labels.push(row.text("label")?);
-        }
-        let mut keys = BTreeSet::new();
-        for row in sqlx::query(DELETE_FRAMES)
-            .bind(owner.as_uuid())
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?
-        {
-            keys.insert(row.text("blob_key")?);
-        }
-        if !devices.is_empty() {
-            sqlx::query(REPAIR_LAST_SEEN)
-                .bind(&devices)
-                .bind(&labels)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        // A later statement under READ COMMITTED: it sees a frame that shared one
-        // of these images and committed while the DELETE waited for its lock.
-        let unreferenced = unreferenced(&mut tx, keys.into_iter().collect()).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(unreferenced)
-    }
-
-    async fn unreferenced_blob_keys(&self, keys: &[String]) -> StoreResult<Vec<String>> {
-        let distinct: BTreeSet<&String> = keys.iter().collect();
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        unreferenced(&mut conn, distinct.into_iter().cloned().collect()).await
-    }
+    // A later statement under READ COMMITTED: it sees a frame that shared one
+    // of these images and committed while the DELETE waited for its lock.
+    let unreferenced = unreferenced(&mut tx, keys.into_iter().collect()).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(unreferenced)
 }
+
+async fn unreferenced_blob_keys(pool: &PgPool, keys: &[String]) -> StoreResult<Vec<String>> {
+    let distinct: BTreeSet<&String> = keys.iter().collect();
+    let mut conn = pool.acquire().await.map_err(db)?;
+    unreferenced(&mut conn, distinct.into_iter().cloned().collect()).await
+}
+
+crate::store::retention::retention_store!(PgStore);

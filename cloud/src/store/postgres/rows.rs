@@ -61,33 +61,7 @@ where
 }
 
 impl ColumnReader for PgRow {
-    fn text(&self, column: &str) -> StoreResult<String> {
-        get(self, column)
-    }
-
-    fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
-        get(self, column)
-    }
-
-    fn int(&self, column: &str) -> StoreResult<i64> {
-        get(self, column)
-    }
-
-    fn optional_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        get(self, column)
-    }
-
-    fn flag(&self, column: &str) -> StoreResult<bool> {
-        get(self, column)
-    }
-
-    fn real(&self, column: &str) -> StoreResult<f32> {
-        get(self, column)
-    }
-
-    fn uuid(&self, column: &str) -> StoreResult<Uuid> {
-        get(self, column)
-    }
+    crate::store::rows::decoded_column_reads!();
 
     fn time(&self, column: &str) -> StoreResult<DateTime<Utc>> {
         get::<PgTime>(self, column).map(|t| t.0)
@@ -96,13 +70,9 @@ impl ColumnReader for PgRow {
     fn optional_time(&self, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
         get::<Option<PgTime>>(self, column).map(|t| t.map(|t| t.0))
     }
-
-    fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
-        get(self, column)
-    }
 }
 
 pub(super) use crate::store::rows::{
     aged_frame, db, detection, detection_row, device, device_columns, frame, frame_id,
-    frame_identity, retention_limits, sighting, to_sql_int, user, user_columns,
+    frame_identity, retention_limits, sighting, to_sql_int, user,
 };

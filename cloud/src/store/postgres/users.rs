@@ -8,19 +8,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lastseen_shared::UserId;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::PgStore;
-use super::rows::{self, db, micros, user_columns};
+use super::rows::{self, db, micros};
+use crate::store::users::sql;
 use crate::store::{StoreError, StoreResult, UserRecord, UserStore};
-
-const USER_BY_USERNAME: &str = concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM users WHERE username = $1"
-);
-
-const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
 
 /// Locks the user row against new devices (their foreign key check takes a
 /// `KEY SHARE` lock on it), then every device of the user against new frames
@@ -35,6 +29,16 @@ const LOCK_USER_DEVICES: &str = "SELECT id FROM devices WHERE owner_id = $1 FOR 
 pub(super) const USER_BLOB_KEYS: &str = "\
     SELECT f.blob_key FROM devices d JOIN frames f ON f.device_id = d.id \
     WHERE d.owner_id = $1";
+
+const UPDATE_PASSWORD: &str = "UPDATE users SET password_hash = $1, \
+     tokens_valid_after = GREATEST(tokens_valid_after, $2) WHERE id = $3";
+
+const SET_TOKENS_VALID_AFTER: &str =
+    "UPDATE users SET tokens_valid_after = GREATEST(tokens_valid_after, $1) WHERE id = $2";
+
+const REVOKE_TOKEN: &str = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) \
+     ON CONFLICT (jti) DO UPDATE \
+     SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)";
 
 /// The unique constraint on `users.username`, named in the migration.
 const USERNAME_KEY: &str = "users_username_key";
@@ -57,154 +61,53 @@ pub(super) async fn insert_user<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     user: &UserRecord,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO users (id, username, password_hash, created_at, tokens_valid_after) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(user.id.as_uuid())
-    .bind(&user.username)
-    .bind(&user.password_hash)
-    .bind(micros(user.created_at))
-    .bind(micros(user.tokens_valid_after))
-    .execute(executor)
-    .await
-    .map_err(user_insert_error)?;
+    sqlx::query(sql::INSERT)
+        .bind(user.id.as_uuid())
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(micros(user.created_at))
+        .bind(micros(user.tokens_valid_after))
+        .execute(executor)
+        .await
+        .map_err(user_insert_error)?;
     Ok(())
 }
 
-#[async_trait]
-impl UserStore for PgStore {
-    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        insert_user(&self.pool, user).await
-    }
-
-    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        sqlx::query(USER_BY_USERNAME)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::user(&row))
-            .transpose()
-    }
-
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        sqlx::query(USER_BY_ID)
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::user(&row))
-            .transpose()
-    }
-
-    async fn update_password(
-        &self,
-        id: UserId,
-        password_hash: &str,
-        tokens_valid_after: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE users SET password_hash = $1, \
-             tokens_valid_after = GREATEST(tokens_valid_after, $2) \
-             WHERE id = $3",
-        )
-        .bind(password_hash)
-        .bind(micros(tokens_valid_after))
+/// Deleting the user row cascades through the schema: devices, then their
+/// frames and `last_seen` rows, then the frames' detections and sightings.
+///
+/// Under READ COMMITTED a frame committed between the key read and the
+/// DELETE would be cascaded away with its image forgotten, so the user and
+/// their devices are locked first (see `LOCK_USER`); the key read, a new
+/// statement, then sees every frame there will ever be.
+async fn delete_user(pool: &PgPool, id: UserId) -> StoreResult<Option<Vec<String>>> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let found = sqlx::query(LOCK_USER)
         .bind(id.as_uuid())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        Ok(updated > 0)
-    }
-
-    async fn set_user_tokens_valid_after(
-        &self,
-        id: UserId,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE users SET tokens_valid_after = GREATEST(tokens_valid_after, $1) WHERE id = $2",
-        )
-        .bind(micros(at))
-        .bind(id.as_uuid())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        Ok(updated > 0)
-    }
-
-    /// Deleting the user row cascades through the schema: devices, then their
-    /// frames and `last_seen` rows, then the frames' detections and sightings.
-    ///
-    /// Under READ COMMITTED a frame committed between the key read and the
-    /// DELETE would be cascaded away with its image forgotten, so the user and
-    /// their devices are locked first (see `LOCK_USER`); the key read, a new
-    /// statement, then sees every frame there will ever be.
-    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Vec<String>>> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let found = sqlx::query(LOCK_USER)
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        if found.is_none() {
-            tx.rollback().await.map_err(db)?;
-            return Ok(None);
-        }
-        sqlx::query(LOCK_USER_DEVICES)
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let keys: Vec<String> = sqlx::query_scalar(USER_BLOB_KEYS)
-            .bind(id.as_uuid())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(Some(keys))
-    }
-
-    /// Revoking a token twice keeps the later expiry, so it is never forgotten early.
-    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (jti) DO UPDATE \
-             SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)",
-        )
-        .bind(jti)
-        .bind(micros(expires_at))
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+    if found.is_none() {
+        tx.rollback().await.map_err(db)?;
+        return Ok(None);
     }
-
-    /// True until purged, whatever `expires_at` says: expiry is the token check's job.
-    async fn is_token_revoked(&self, jti: Uuid) -> StoreResult<bool> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)")
-            .bind(jti)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)
-    }
-
-    /// A token expiring exactly at `now` may still be accepted, so it stays.
-    async fn purge_expired_revocations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let purged = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
-            .bind(micros(now))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(purged)
-    }
+    sqlx::query(LOCK_USER_DEVICES)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let keys: Vec<String> = sqlx::query_scalar(USER_BLOB_KEYS)
+        .bind(id.as_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+    sqlx::query(sql::DELETE)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(Some(keys))
 }
+
+crate::store::users::user_store!(PgStore);

@@ -8,24 +8,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lastseen_shared::{DeviceId, UserId};
-use sqlx::sqlite::SqliteRow;
+use sqlx::SqlitePool;
 
 use super::SqliteStore;
 use super::rows::{self, db, device_columns, micros};
+use crate::store::devices::sql;
 use crate::store::{DeviceRecord, DeviceStore, StoreError, StoreResult};
-
-const DEVICE: &str = concat!("SELECT ", device_columns!(), " FROM devices WHERE id = ?");
-
-const DEVICES_OF: &str = concat!(
-    "SELECT ",
-    device_columns!(),
-    " FROM devices WHERE owner_id = ? ORDER BY created_at, id"
-);
-
-const RENAME: &str = concat!(
-    "UPDATE devices SET name = ? WHERE id = ? AND owner_id = ? RETURNING ",
-    device_columns!()
-);
 
 const SET_TOKENS_VALID_AFTER: &str = concat!(
     "UPDATE devices SET tokens_valid_after = max(tokens_valid_after, ?) \
@@ -45,131 +33,34 @@ const REVOKE: &str = concat!(
 pub(super) const DEVICE_BLOB_KEYS: &str =
     "SELECT blob_key FROM frames WHERE device_id = ? AND owner_id = ?";
 
-fn one(row: Option<SqliteRow>) -> StoreResult<Option<DeviceRecord>> {
-    row.map(|row| rows::device(&row)).transpose()
-}
-
-#[async_trait]
-impl DeviceStore for SqliteStore {
-    async fn create_device(&self, device: &DeviceRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO devices \
-             (id, owner_id, name, kind, created_at, tokens_valid_after, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(device.id.as_uuid())
-        .bind(device.owner.as_uuid())
-        .bind(&device.name)
-        .bind(&device.kind)
-        .bind(micros(device.created_at))
-        .bind(micros(device.tokens_valid_after))
-        .bind(device.revoked_at.map(micros))
-        .execute(&self.pool)
+/// Deleting the device row cascades to its frames and `last_seen` rows, and
+/// from the frames to their detections. As in `delete_user`, the write lock
+/// is held from the key read on.
+async fn delete_device(
+    pool: &SqlitePool,
+    owner: UserId,
+    id: DeviceId,
+) -> StoreResult<Option<Vec<String>>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let keys: Vec<String> = sqlx::query_scalar(DEVICE_BLOB_KEYS)
+        .bind(id.as_uuid())
+        .bind(owner.as_uuid())
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+    let deleted = sqlx::query(sql::DELETE)
+        .bind(id.as_uuid())
+        .bind(owner.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    if deleted == 0 {
+        tx.rollback().await.map_err(db)?;
+        return Ok(None);
     }
-
-    async fn device(&self, id: DeviceId) -> StoreResult<Option<DeviceRecord>> {
-        let row = sqlx::query(DEVICE)
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        one(row)
-    }
-
-    async fn devices_of(&self, owner: UserId) -> StoreResult<Vec<DeviceRecord>> {
-        sqlx::query(DEVICES_OF)
-            .bind(owner.as_uuid())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(rows::device)
-            .collect()
-    }
-
-    async fn count_devices_of(&self, owner: UserId) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE owner_id = ?")
-            .bind(owner.as_uuid())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        u64::try_from(count).map_err(|_| StoreError::Corrupt(format!("device count {count}")))
-    }
-
-    async fn rename_device(
-        &self,
-        owner: UserId,
-        id: DeviceId,
-        name: &str,
-    ) -> StoreResult<Option<DeviceRecord>> {
-        let row = sqlx::query(RENAME)
-            .bind(name)
-            .bind(id.as_uuid())
-            .bind(owner.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        one(row)
-    }
-
-    async fn set_device_tokens_valid_after(
-        &self,
-        owner: UserId,
-        id: DeviceId,
-        at: DateTime<Utc>,
-    ) -> StoreResult<Option<DeviceRecord>> {
-        let row = sqlx::query(SET_TOKENS_VALID_AFTER)
-            .bind(micros(at))
-            .bind(id.as_uuid())
-            .bind(owner.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        one(row)
-    }
-
-    async fn revoke_device(
-        &self,
-        owner: UserId,
-        id: DeviceId,
-        at: DateTime<Utc>,
-    ) -> StoreResult<Option<DeviceRecord>> {
-        let row = sqlx::query(REVOKE)
-            .bind(micros(at))
-            .bind(id.as_uuid())
-            .bind(owner.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        one(row)
-    }
-
-    /// Deleting the device row cascades to its frames and `last_seen` rows, and
-    /// from the frames to their detections. As in `delete_user`, the write lock
-    /// is held from the key read on.
-    async fn delete_device(&self, owner: UserId, id: DeviceId) -> StoreResult<Option<Vec<String>>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let keys: Vec<String> = sqlx::query_scalar(DEVICE_BLOB_KEYS)
-            .bind(id.as_uuid())
-            .bind(owner.as_uuid())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        let deleted = sqlx::query("DELETE FROM devices WHERE id = ? AND owner_id = ?")
-            .bind(id.as_uuid())
-            .bind(owner.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        if deleted == 0 {
-            tx.rollback().await.map_err(db)?;
-            return Ok(None);
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(Some(keys))
-    }
+    tx.commit().await.map_err(db)?;
+    Ok(Some(keys))
 }
+
+crate::store::devices::device_store!(SqliteStore);

@@ -3,15 +3,14 @@
 //! `(device, seq)` seen before — nothing at all. Then the reads ingest needs
 //! to tell a resend, a reused seq and an unchanged scene apart.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
-use lastseen_shared::{Detection, DeviceId, FrameId, Label};
+use lastseen_shared::{Detection, DeviceId, FrameId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::SqliteStore;
 use super::rows::{self, db, micros, to_sql_int};
+use crate::store::frames::{best_per_label, sql};
 use crate::store::rows::ColumnReader;
 use crate::store::{
     FrameIdentity, FrameStore, InsertOutcome, NewFrame, StoreError, StoreResult, StoredFrame,
@@ -24,12 +23,6 @@ const MAX_BINDS: usize = 32_766;
 const BINDS_PER_ROW: usize = 10;
 
 const ROWS_PER_INSERT: usize = MAX_BINDS / BINDS_PER_ROW;
-
-const FRAME_BY_SEQ: &str = "\
-    SELECT f.id, f.device_id, d.name AS device_name, f.seq, f.captured_at, f.received_at, \
-           f.blob_key, f.bytes, f.width, f.height, f.clock_skewed \
-    FROM frames f JOIN devices d ON d.id = f.device_id \
-    WHERE f.device_id = ? AND f.seq = ?";
 
 /// The device's newest frame before `?2`, then the first frame (lowest seq)
 /// pointing at its image: both lookups walk an index (`(device_id, seq)`,
@@ -46,13 +39,6 @@ const PREVIOUS_IMAGE: &str = "\
 const FRAME_DETECTIONS: &str = "\
     SELECT label, score, x1, y1, x2, y2 FROM detections \
     WHERE frame_id = ? ORDER BY score DESC, id";
-
-/// One row of the unique `(device_id, seq)` index.
-const FRAME_IDENTITY: &str = "\
-    SELECT captured_at, image_sha256 FROM frames WHERE device_id = ? AND seq = ?";
-
-/// The last entry of the device's part of the `(device_id, seq)` index.
-const HIGHEST_SEQ: &str = "SELECT MAX(seq) AS seq FROM frames WHERE device_id = ?";
 
 async fn existing_frame(
     conn: &mut SqliteConnection,
@@ -145,21 +131,6 @@ async fn update_last_seen(conn: &mut SqliteConnection, frame: &NewFrame) -> Stor
     Ok(())
 }
 
-/// One detection per label: the highest score, the first one on ties.
-fn best_per_label(detections: &[Detection]) -> BTreeMap<&Label, &Detection> {
-    let mut best: BTreeMap<&Label, &Detection> = BTreeMap::new();
-    for detection in detections {
-        best.entry(&detection.label)
-            .and_modify(|kept| {
-                if detection.score > kept.score {
-                    *kept = detection;
-                }
-            })
-            .or_insert(detection);
-    }
-    best
-}
-
 /// Two statements without a snapshot between them are enough: detections are
 /// written in the frame's own transaction and never change afterwards.
 pub(super) async fn with_detections(
@@ -181,114 +152,54 @@ pub(super) async fn with_detections(
     Ok(Some(StoredFrame { frame, detections }))
 }
 
-#[async_trait]
-impl FrameStore for SqliteStore {
-    async fn insert_frame(&self, frame: &NewFrame) -> StoreResult<InsertOutcome> {
-        let seq = to_sql_int("seq", frame.seq)?;
-        let bytes = to_sql_int("bytes", frame.bytes)?;
+async fn insert_frame(pool: &SqlitePool, frame: &NewFrame) -> StoreResult<InsertOutcome> {
+    let seq = to_sql_int("seq", frame.seq)?;
+    let bytes = to_sql_int("bytes", frame.bytes)?;
 
-        // IMMEDIATE takes the write lock up front, waiting out `busy_timeout` if
-        // needed. A deferred transaction would start as a reader and could then
-        // fail its upgrade to writer with SQLITE_BUSY, which no timeout retries.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    // IMMEDIATE takes the write lock up front, waiting out `busy_timeout` if
+    // needed. A deferred transaction would start as a reader and could then
+    // fail its upgrade to writer with SQLITE_BUSY, which no timeout retries.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
 
-        let inserted = sqlx::query(
-            "INSERT INTO frames \
-             (id, device_id, owner_id, seq, captured_at, received_at, blob_key, bytes, width, height, \
-              clock_skewed, image_sha256) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (device_id, seq) DO NOTHING",
-        )
-        .bind(frame.id.as_uuid())
-        .bind(frame.device.as_uuid())
-        .bind(frame.owner.as_uuid())
-        .bind(seq)
-        .bind(micros(frame.captured_at))
-        .bind(micros(frame.received_at))
-        .bind(&frame.blob_key)
-        .bind(bytes)
-        .bind(i64::from(frame.width))
-        .bind(i64::from(frame.height))
-        .bind(frame.clock_skewed)
-        .bind(frame.image_sha256.map(|d| d.as_bytes().to_vec()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
+    let inserted = sqlx::query(
+        "INSERT INTO frames \
+         (id, device_id, owner_id, seq, captured_at, received_at, blob_key, bytes, width, height, \
+          clock_skewed, image_sha256) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (device_id, seq) DO NOTHING",
+    )
+    .bind(frame.id.as_uuid())
+    .bind(frame.device.as_uuid())
+    .bind(frame.owner.as_uuid())
+    .bind(seq)
+    .bind(micros(frame.captured_at))
+    .bind(micros(frame.received_at))
+    .bind(&frame.blob_key)
+    .bind(bytes)
+    .bind(i64::from(frame.width))
+    .bind(i64::from(frame.height))
+    .bind(frame.clock_skewed)
+    .bind(frame.image_sha256.map(|d| d.as_bytes().to_vec()))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?
+    .rows_affected();
 
-        if inserted == 0 {
-            let existing = existing_frame(&mut tx, frame, seq).await?;
-            tx.rollback().await.map_err(db)?;
-            return Ok(InsertOutcome::Duplicate(existing));
-        }
-        // Deletions take the same write lock, so this answer holds until commit.
-        if frame.shares_image && !image_has_other_frames(&mut tx, frame).await? {
-            tx.rollback().await.map_err(db)?;
-            return Ok(InsertOutcome::ImageGone);
-        }
-
-        insert_detections(&mut tx, frame).await?;
-        update_last_seen(&mut tx, frame).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(InsertOutcome::Inserted)
+    if inserted == 0 {
+        let existing = existing_frame(&mut tx, frame, seq).await?;
+        tx.rollback().await.map_err(db)?;
+        return Ok(InsertOutcome::Duplicate(existing));
+    }
+    // Deletions take the same write lock, so this answer holds until commit.
+    if frame.shares_image && !image_has_other_frames(&mut tx, frame).await? {
+        tx.rollback().await.map_err(db)?;
+        return Ok(InsertOutcome::ImageGone);
     }
 
-    async fn frame_by_seq(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {
-        // No frame can be stored with a seq beyond i64::MAX, so there is nothing to find.
-        let Ok(seq) = i64::try_from(seq) else {
-            return Ok(None);
-        };
-        let row = sqlx::query(FRAME_BY_SEQ)
-            .bind(device.as_uuid())
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        with_detections(&self.pool, row).await
-    }
-
-    async fn frame_identity(
-        &self,
-        device: DeviceId,
-        seq: u64,
-    ) -> StoreResult<Option<FrameIdentity>> {
-        let Ok(seq) = i64::try_from(seq) else {
-            return Ok(None);
-        };
-        sqlx::query(FRAME_IDENTITY)
-            .bind(device.as_uuid())
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(rows::frame_identity)
-            .transpose()
-    }
-
-    async fn highest_seq(&self, device: DeviceId) -> StoreResult<Option<u64>> {
-        let row = sqlx::query(HIGHEST_SEQ)
-            .bind(device.as_uuid())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        row.optional_int("seq")?
-            .map(|seq| {
-                u64::try_from(seq)
-                    .map_err(|_| StoreError::Corrupt(format!("column seq: {seq} is negative")))
-            })
-            .transpose()
-    }
-
-    async fn previous_image(&self, device: DeviceId, seq: u64) -> StoreResult<Option<StoredFrame>> {
-        // Every stored seq fits an i64, so a larger one is after all of them.
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-        let row = sqlx::query(PREVIOUS_IMAGE)
-            .bind(device.as_uuid())
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        with_detections(&self.pool, row).await
-    }
+    insert_detections(&mut tx, frame).await?;
+    update_last_seen(&mut tx, frame).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(InsertOutcome::Inserted)
 }
+
+crate::store::frames::frame_store!(SqliteStore);

@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lastseen_shared::{DeviceId, FrameId, UserId};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use uuid::Uuid;
 
 use super::SqliteStore;
 use super::rows::{self, db, micros, to_sql_int};
+use crate::store::retention::sql;
 use crate::store::rows::ColumnReader;
 use crate::store::{
     AgedFrame, RetentionLimits, RetentionStore, RetentionSubject, StoreError, StoreResult,
@@ -17,17 +19,6 @@ use crate::store::{
 
 /// Ids per `IN (...)` list, well under SQLite's 32,766 bound values.
 const IDS_PER_STATEMENT: usize = 10_000;
-
-const RETENTION_OF: &str =
-    "SELECT max_age_days, max_bytes FROM retention_overrides WHERE user_id = ?";
-
-/// Inserts nothing for a missing user, so that is told apart without a
-/// foreign key error.
-const SET_RETENTION: &str = "\
-    INSERT INTO retention_overrides (user_id, max_age_days, max_bytes) \
-    SELECT id, ?, ? FROM users WHERE id = ? \
-    ON CONFLICT (user_id) DO UPDATE SET \
-        max_age_days = excluded.max_age_days, max_bytes = excluded.max_bytes";
 
 const SUBJECTS: &str = "\
     SELECT u.id, r.user_id IS NOT NULL AS has_limits, r.max_age_days, r.max_bytes \
@@ -101,146 +92,71 @@ async fn unreferenced(
     Ok(found)
 }
 
-#[async_trait]
-impl RetentionStore for SqliteStore {
-    async fn retention_of(&self, user: UserId) -> StoreResult<Option<RetentionLimits>> {
-        sqlx::query(RETENTION_OF)
-            .bind(user.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::retention_limits(&row))
-            .transpose()
-    }
+async fn oldest_frames(
+    pool: &SqlitePool,
+    owner: UserId,
+    before: Option<DateTime<Utc>>,
+    limit: u32,
+) -> StoreResult<Vec<AgedFrame>> {
+    sqlx::query(OLDEST_FRAMES)
+        .bind(owner.as_uuid())
+        .bind(before.map_or(i64::MAX, micros))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(rows::aged_frame)
+        .collect()
+}
 
-    async fn set_retention_of(
-        &self,
-        user: UserId,
-        limits: Option<RetentionLimits>,
-    ) -> StoreResult<bool> {
-        let Some(limits) = limits else {
-            sqlx::query("DELETE FROM retention_overrides WHERE user_id = ?")
-                .bind(user.as_uuid())
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-            return sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)")
-                .bind(user.as_uuid())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db);
-        };
-        let max_bytes = limits
-            .max_bytes
-            .map(|bytes| to_sql_int("max_bytes", bytes))
-            .transpose()?;
-        let stored = sqlx::query(SET_RETENTION)
-            .bind(limits.max_age_days.map(i64::from))
-            .bind(max_bytes)
-            .bind(user.as_uuid())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(stored > 0)
-    }
+async fn delete_frames(
+    pool: &SqlitePool,
+    owner: UserId,
+    ids: &[FrameId],
+) -> StoreResult<Vec<String>> {
+    // IMMEDIATE: the same write lock as ingest, so a frame that shares one
+    // of these images is either committed before (and seen below) or checks
+    // for the image after this commits (and does not find it).
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let mut pairs = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT DISTINCT device_id, label FROM last_seen WHERE frame_id IN (",
+        );
+        push_ids(&mut select, chunk);
+        for row in select.build().fetch_all(&mut *tx).await.map_err(db)? {
+            pairs.insert((
+                DeviceId::from_uuid(row.uuid("device_id")?),
+                row.text("label")?,
+            ));
+        }
 
-    async fn retention_subjects(
-        &self,
-        after: Option<UserId>,
-        limit: u32,
-    ) -> StoreResult<Vec<RetentionSubject>> {
-        // The nil UUID sorts before every id the service hands out.
-        let after = after.map_or(uuid::Uuid::nil(), |user| user.as_uuid());
-        sqlx::query(SUBJECTS)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|row| {
-                Ok(RetentionSubject {
-                    user: UserId::from_uuid(row.uuid("id")?),
-                    limits: if row.int("has_limits")? != 0 {
-                        Some(rows::retention_limits(row)?)
-                    } else {
-                        None
-                    },
-                })
-            })
-            .collect()
+        let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM frames WHERE owner_id = ");
+        delete.push_bind(owner.as_uuid()).push(" AND id IN (");
+        push_ids(&mut delete, chunk);
+        delete.push(" RETURNING blob_key");
+        for row in delete.build().fetch_all(&mut *tx).await.map_err(db)? {
+            keys.insert(row.text("blob_key")?);
+        }
     }
-
-    async fn stored_bytes(&self, owner: UserId) -> StoreResult<u64> {
-        let total: i64 = sqlx::query_scalar(STORED_BYTES)
-            .bind(owner.as_uuid())
-            .fetch_one(&self.pool)
+    for (device, label) in &pairs {
+        sqlx::query(REPAIR_LAST_SEEN)
+            .bind(device.as_uuid())
+            .bind(label)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        u64::try_from(total).map_err(|_| StoreError::Corrupt(format!("stored bytes {total}")))
     }
-
-    async fn oldest_frames(
-        &self,
-        owner: UserId,
-        before: Option<DateTime<Utc>>,
-        limit: u32,
-    ) -> StoreResult<Vec<AgedFrame>> {
-        sqlx::query(OLDEST_FRAMES)
-            .bind(owner.as_uuid())
-            .bind(before.map_or(i64::MAX, micros))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(rows::aged_frame)
-            .collect()
-    }
-
-    async fn delete_frames(&self, owner: UserId, ids: &[FrameId]) -> StoreResult<Vec<String>> {
-        // IMMEDIATE: the same write lock as ingest, so a frame that shares one
-        // of these images is either committed before (and seen below) or checks
-        // for the image after this commits (and does not find it).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let mut pairs = BTreeSet::new();
-        let mut keys = BTreeSet::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut select = QueryBuilder::<Sqlite>::new(
-                "SELECT DISTINCT device_id, label FROM last_seen WHERE frame_id IN (",
-            );
-            push_ids(&mut select, chunk);
-            for row in select.build().fetch_all(&mut *tx).await.map_err(db)? {
-                pairs.insert((
-                    DeviceId::from_uuid(row.uuid("device_id")?),
-                    row.text("label")?,
-                ));
-            }
-
-            let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM frames WHERE owner_id = ");
-            delete.push_bind(owner.as_uuid()).push(" AND id IN (");
-            push_ids(&mut delete, chunk);
-            delete.push(" RETURNING blob_key");
-            for row in delete.build().fetch_all(&mut *tx).await.map_err(db)? {
-                keys.insert(row.text("blob_key")?);
-            }
-        }
-        for (device, label) in &pairs {
-            sqlx::query(REPAIR_LAST_SEEN)
-                .bind(device.as_uuid())
-                .bind(label)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        let unreferenced = unreferenced(&mut tx, keys).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(unreferenced)
-    }
-
-    async fn unreferenced_blob_keys(&self, keys: &[String]) -> StoreResult<Vec<String>> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        unreferenced(&mut conn, keys.iter().cloned().collect()).await
-    }
+    let unreferenced = unreferenced(&mut tx, keys).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(unreferenced)
 }
+
+async fn unreferenced_blob_keys(pool: &SqlitePool, keys: &[String]) -> StoreResult<Vec<String>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    unreferenced(&mut conn, keys.iter().cloned().collect()).await
+}
+
+crate::store::retention::retention_store!(SqliteStore);

@@ -22,33 +22,7 @@ where
 }
 
 impl ColumnReader for SqliteRow {
-    fn text(&self, column: &str) -> StoreResult<String> {
-        get(self, column)
-    }
-
-    fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
-        get(self, column)
-    }
-
-    fn int(&self, column: &str) -> StoreResult<i64> {
-        get(self, column)
-    }
-
-    fn optional_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        get(self, column)
-    }
-
-    fn flag(&self, column: &str) -> StoreResult<bool> {
-        get(self, column)
-    }
-
-    fn real(&self, column: &str) -> StoreResult<f32> {
-        get(self, column)
-    }
-
-    fn uuid(&self, column: &str) -> StoreResult<Uuid> {
-        get(self, column)
-    }
+    crate::store::rows::decoded_column_reads!();
 
     fn time(&self, column: &str) -> StoreResult<DateTime<Utc>> {
         from_micros(column, get(self, column)?)
@@ -57,10 +31,6 @@ impl ColumnReader for SqliteRow {
     fn optional_time(&self, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
         let value: Option<i64> = get(self, column)?;
         value.map(|value| from_micros(column, value)).transpose()
-    }
-
-    fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
-        get(self, column)
     }
 }
 
@@ -71,5 +41,5 @@ fn from_micros(column: &str, value: i64) -> StoreResult<DateTime<Utc>> {
 
 pub(super) use crate::store::rows::{
     aged_frame, db, detection, detection_row, device, device_columns, frame, frame_id,
-    frame_identity, retention_limits, sighting, to_sql_int, user, user_columns,
+    frame_identity, retention_limits, sighting, to_sql_int, user,
 };

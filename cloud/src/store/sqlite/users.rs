@@ -8,22 +8,28 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lastseen_shared::UserId;
+use sqlx::SqlitePool;
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::rows::{self, db, micros, user_columns};
+use super::rows::{self, db, micros};
+use crate::store::users::sql;
 use crate::store::{StoreError, StoreResult, UserRecord, UserStore};
-
-const USER_BY_USERNAME: &str =
-    concat!("SELECT ", user_columns!(), " FROM users WHERE username = ?");
-
-const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?");
 
 /// The images of every frame of the user's devices: `devices_by_owner`, then
 /// the `(device_id, seq)` key of `frames` (which has no index on `owner_id`).
 pub(super) const USER_BLOB_KEYS: &str = "\
     SELECT f.blob_key FROM devices d JOIN frames f ON f.device_id = d.id \
     WHERE d.owner_id = ?";
+
+const UPDATE_PASSWORD: &str = "UPDATE users SET password_hash = ?, tokens_valid_after = max(tokens_valid_after, ?) \
+     WHERE id = ?";
+
+const SET_TOKENS_VALID_AFTER: &str =
+    "UPDATE users SET tokens_valid_after = max(tokens_valid_after, ?) WHERE id = ?";
+
+const REVOKE_TOKEN: &str = "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) \
+     ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)";
 
 /// A taken username is the one unique violation the domain must tell apart.
 fn user_insert_error(error: sqlx::Error) -> StoreError {
@@ -42,140 +48,41 @@ pub(super) async fn insert_user<'e>(
     executor: impl sqlx::SqliteExecutor<'e>,
     user: &UserRecord,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO users (id, username, password_hash, created_at, tokens_valid_after) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(user.id.as_uuid())
-    .bind(&user.username)
-    .bind(&user.password_hash)
-    .bind(micros(user.created_at))
-    .bind(micros(user.tokens_valid_after))
-    .execute(executor)
-    .await
-    .map_err(user_insert_error)?;
+    sqlx::query(sql::INSERT)
+        .bind(user.id.as_uuid())
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(micros(user.created_at))
+        .bind(micros(user.tokens_valid_after))
+        .execute(executor)
+        .await
+        .map_err(user_insert_error)?;
     Ok(())
 }
 
-#[async_trait]
-impl UserStore for SqliteStore {
-    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        insert_user(&self.pool, user).await
-    }
-
-    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        sqlx::query(USER_BY_USERNAME)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::user(&row))
-            .transpose()
-    }
-
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        sqlx::query(USER_BY_ID)
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| rows::user(&row))
-            .transpose()
-    }
-
-    async fn update_password(
-        &self,
-        id: UserId,
-        password_hash: &str,
-        tokens_valid_after: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE users SET password_hash = ?, tokens_valid_after = max(tokens_valid_after, ?) \
-             WHERE id = ?",
-        )
-        .bind(password_hash)
-        .bind(micros(tokens_valid_after))
+/// Deleting the user row cascades through the schema: devices, then their
+/// frames and `last_seen` rows, then the frames' detections and sightings.
+/// `BEGIN IMMEDIATE` holds the write lock from the key read on, so no frame
+/// can be stored in between and have its image forgotten.
+async fn delete_user(pool: &SqlitePool, id: UserId) -> StoreResult<Option<Vec<String>>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let keys: Vec<String> = sqlx::query_scalar(USER_BLOB_KEYS)
         .bind(id.as_uuid())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        Ok(updated > 0)
-    }
-
-    async fn set_user_tokens_valid_after(
-        &self,
-        id: UserId,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE users SET tokens_valid_after = max(tokens_valid_after, ?) WHERE id = ?",
-        )
-        .bind(micros(at))
-        .bind(id.as_uuid())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        Ok(updated > 0)
-    }
-
-    /// Deleting the user row cascades through the schema: devices, then their
-    /// frames and `last_seen` rows, then the frames' detections and sightings.
-    /// `BEGIN IMMEDIATE` holds the write lock from the key read on, so no frame
-    /// can be stored in between and have its image forgotten.
-    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Vec<String>>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let keys: Vec<String> = sqlx::query_scalar(USER_BLOB_KEYS)
-            .bind(id.as_uuid())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        if deleted == 0 {
-            tx.rollback().await.map_err(db)?;
-            return Ok(None);
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(Some(keys))
-    }
-
-    /// Revoking a token twice keeps the later expiry, so it is never forgotten early.
-    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) \
-             ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
-        )
-        .bind(jti)
-        .bind(micros(expires_at))
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+    let deleted = sqlx::query(sql::DELETE)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    if deleted == 0 {
+        tx.rollback().await.map_err(db)?;
+        return Ok(None);
     }
-
-    /// True until purged, whatever `expires_at` says: expiry is the token check's job.
-    async fn is_token_revoked(&self, jti: Uuid) -> StoreResult<bool> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)")
-            .bind(jti)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)
-    }
-
-    /// A token expiring exactly at `now` may still be accepted, so it stays.
-    async fn purge_expired_revocations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let purged = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < ?")
-            .bind(micros(now))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(purged)
-    }
+    tx.commit().await.map_err(db)?;
+    Ok(Some(keys))
 }
+
+crate::store::users::user_store!(SqliteStore);
